@@ -1,0 +1,7 @@
+"""ganpack: sample and score small GANs exported as ONNX model packages."""
+
+from ganpack.errors import ConfigError, DataError, GanpackError, TrainingError
+
+__version__ = "0.1.0"
+
+__all__ = ["ConfigError", "DataError", "GanpackError", "TrainingError", "__version__"]

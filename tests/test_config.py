@@ -1,0 +1,95 @@
+"""Config layering (defaults -> file -> command line) and the errors for bad keys and values."""
+
+import json
+
+import pytest
+
+from ganpack.errors import ConfigError
+from training.config import TrainConfig, parse_command_line
+
+
+def test_defaults_are_the_design():
+    config = parse_command_line([]).config
+    assert config.model.latent_dim == 100
+    assert config.model.generator_hidden == (128,) and config.model.discriminator_hidden == (128,)
+    assert config.model.leaky_relu_alpha == 0.01
+    assert config.optimizer.label_smoothing == 0.1
+
+
+def test_command_line_forms():
+    line = parse_command_line(["--latent_dim", "64", "--generator-hidden=256,256", "--dry-run",
+                               "--beta1", "0.4", "--progress", "false", "--data_dir", "x"])
+    config = line.config
+    assert config.model.latent_dim == 64
+    assert config.model.generator_hidden == (256, 256)
+    assert config.run.dry_run is True and config.run.progress is False
+    assert config.optimizer.beta1 == 0.4
+    assert config.data.data_dir == "x"
+    assert line.overrides["latent_dim"] == "64"
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_config_file_then_command_line(tmp_path, suffix):
+    path = tmp_path / f"c{suffix}"
+    if suffix == ".toml":
+        path.write_text('latent_dim = 32\n[optimizer]\ngenerator_lr = 0.001\n[run]\nepochs = 7\n')
+    else:
+        path.write_text(json.dumps({"latent_dim": 32, "optimizer": {"generator_lr": 0.001},
+                                    "run": {"epochs": 7}}))
+    config = parse_command_line(["--config", str(path), "--epochs", "9"]).config
+    assert config.model.latent_dim == 32
+    assert config.optimizer.generator_lr == 0.001
+    assert config.run.epochs == 9  # the command line wins over the file
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--lattent_dim", "3"], "lattent_dim"),
+    (["--latent_dim", "1.5"], "latent_dim"),
+    (["--latent_dim", "0"], "latent_dim"),
+    (["--leaky_relu_alpha", "1.5"], "leaky_relu_alpha"),
+    (["--label_smoothing", "abc"], "label_smoothing"),
+    (["--dry_run", "maybe"], "dry_run"),
+    (["--generator_hidden", "128,x"], "generator_hidden"),
+    (["--latent_distribution", "cauchy"], "latent_distribution"),
+    (["--device", "tpu"], "device"),
+    (["--epochs"], "epochs"),
+    (["epochs", "3"], "epochs"),
+    (["--name", "../escape"], "name"),
+])
+def test_bad_command_line_names_the_key(argv, named):
+    with pytest.raises(ConfigError, match=named):
+        parse_command_line(argv)
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
+        parse_command_line(["--batchsize", "3"])
+
+
+@pytest.mark.parametrize("text, named", [
+    ('latent_dim = "big"\n', "latent_dim"),
+    ("[model]\nepochs = 3\n", "model.epochs"),  # a key in the wrong section
+    ("nonsense = 1\n", "nonsense"),
+    ("dry_run = 1\n", "dry_run"),  # 1 is not a boolean in a typed file
+    ("latent_dim = [", "not valid TOML"),
+])
+def test_bad_file_names_the_key(tmp_path, text, named):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=named):
+        parse_command_line(["--config", str(path)])
+
+
+def test_missing_or_unsupported_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse_command_line(["--config", str(tmp_path / "none.toml")])
+    (tmp_path / "c.yaml").write_text("a: 1")
+    with pytest.raises(ConfigError, match=r"\.toml or \.json"):
+        parse_command_line(["--config", str(tmp_path / "c.yaml")])
+
+
+def test_round_trip_through_a_plain_dict():
+    config = parse_command_line(["--generator_hidden", "64,32", "--seed", "5"]).config
+    values = config.to_dict()
+    assert json.loads(json.dumps(values)) == values
+    assert TrainConfig.from_dict(values) == config

@@ -1,0 +1,1 @@
+"""Training for ganpack's GAN: importable modules with no side effects; `python -m training.run` trains."""

@@ -1,0 +1,71 @@
+"""Checkpoints: everything needed to continue a run exactly, written atomically.
+
+A checkpoint is a dict of tensors and plain values (no pickled objects), loaded with
+torch.load(weights_only=True) so that loading one never executes code.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ganpack.errors import TrainingError
+
+FORMAT = "ganpack-checkpoint"
+VERSION = 1
+_NAME = re.compile(r"^step_(\d{9})\.pt$")
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return run_dir / "checkpoints" / f"step_{step:09d}.pt"
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as file:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors, truncation, zip errors: all mean "unusable"
+        raise TrainingError(f"checkpoint '{path}' cannot be read: {error}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise TrainingError(f"'{path}' is not a ganpack checkpoint")
+    if state.get("version") != VERSION:
+        raise TrainingError(f"checkpoint '{path}' has version {state.get('version')!r}; "
+                            f"this ganpack reads version {VERSION}")
+    return state
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints in the run folder, oldest first (ordered by step)."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def load_latest(run_dir: Path, warn=print) -> tuple[dict, Path]:
+    """The newest checkpoint that loads; a corrupt newer one is reported and skipped."""
+    candidates = list_checkpoints(run_dir)
+    if not candidates:
+        raise TrainingError(f"no checkpoint found in '{run_dir / 'checkpoints'}'")
+    for path in reversed(candidates):
+        try:
+            return load_checkpoint(path), path
+        except TrainingError as error:
+            warn(f"warning: skipping {error}")
+    raise TrainingError(f"no readable checkpoint in '{run_dir / 'checkpoints'}'")
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    for path in list_checkpoints(run_dir)[:-keep]:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,289 @@
+"""Training configuration: one dataclass per concern, layered defaults -> file -> command line.
+
+Every key is unique across the four sections, so the command line is flat (`--latent_dim 64`,
+`--data-dir ~/mnist`) while a TOML or JSON file may be flat or use `[model]`, `[optimizer]`,
+`[data]` and `[run]` tables. An unknown or ill-typed key is a ConfigError that names it.
+"""
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ganpack.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    latent_dim: int = 100
+    generator_hidden: tuple[int, ...] = (128,)  # widths of the generator's hidden layers
+    discriminator_hidden: tuple[int, ...] = (128,)
+    image_dim: int = 784  # 28x28, flattened
+    leaky_relu_alpha: float = 0.01  # f(x) = max(alpha * x, x)
+    latent_distribution: str = "normal"  # "normal": N(0, 1); "uniform": U(-1, 1)
+    init: str = "torch"  # "torch" (PyTorch's Linear default), "glorot_uniform", "normal_0.02"
+
+
+@dataclass
+class OptimizerConfig:
+    generator_lr: float = 2e-4
+    discriminator_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    label_smoothing: float = 0.1  # one-sided: real targets are 1 - label_smoothing
+    ema_decay: float = 0.0  # >0: also keep an exponential moving average of the generator's weights
+
+
+@dataclass
+class DataConfig:
+    data: str = "bundled"  # "bundled" (5,000 digits shipped with ganpack) or "mnist" (60,000)
+    data_dir: str = ""  # folder with the MNIST IDX files; empty: the cache, downloading if needed
+    cache_dir: str = ""  # folder for downloaded MNIST files; empty: ~/.cache/ganpack/mnist (XDG)
+    batch_size: int = 64  # per process; the global batch is batch_size * world size
+
+
+@dataclass
+class RunConfig:
+    name: str = ""  # run folder name under out_dir; empty: a timestamp
+    out_dir: str = "runs"
+    epochs: int = 200
+    seed: int = 0
+    device: str = "auto"  # "auto": cuda, else mps, else cpu
+    threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    log_every: int = 50  # steps between metric lines (the only host syncs in the loop)
+    sample_every: int = 10  # epochs between sample grids
+    checkpoint_every: int = 10  # epochs between checkpoints (one is always written at the end)
+    keep_checkpoints: int = 3
+    overwrite: bool = False  # replace an existing run folder of the same name
+    dry_run: bool = False  # seconds-long smoke run on a few hundred images
+    progress: bool = True  # tqdm progress bar
+
+
+SECTIONS = {
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "data": DataConfig,
+    "run": RunConfig,
+}
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        """Nested dict of plain values (tuples become lists): JSON- and checkpoint-safe."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        config = cls()
+        apply_values(config, values, source="dict")
+        return config
+
+
+# ---------------------------------------------------------------------------------------------
+# key lookup and type coercion
+
+
+def _field_types() -> dict[str, tuple[str, type]]:
+    """key -> (section, declared type) over all sections."""
+    table = {}
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            table[f.name] = (section, hints[f.name])
+    return table
+
+
+FIELDS = _field_types()
+
+
+def _unknown_key(key: str, source: str) -> ConfigError:
+    close = difflib.get_close_matches(key, FIELDS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{key}' (from {source}){hint}")
+
+
+def _coerce(key: str, value, kind: type, source: str):
+    """Convert `value` (a string from the command line, or a parsed file value) to `kind`."""
+    bad = ConfigError(f"config key '{key}' expects {_type_name(kind)}, got {value!r} (from {source})")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise bad
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    if typing.get_origin(kind) is tuple:  # tuple[int, ...]: "256,256" or [256, 256]
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not items:
+            raise bad
+        return tuple(_coerce(key, item.strip() if isinstance(item, str) else item, int, source)
+                     for item in items)
+    raise ConfigError(f"config key '{key}' has an unsupported type {kind}")
+
+
+def _type_name(kind: type) -> str:
+    if typing.get_origin(kind) is tuple:
+        return "a comma-separated list of integers"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+def set_value(config: TrainConfig, key: str, value, source: str) -> None:
+    key = key.replace("-", "_")
+    if key not in FIELDS:
+        raise _unknown_key(key, source)
+    section, kind = FIELDS[key]
+    setattr(getattr(config, section), key, _coerce(key, value, kind, source))
+
+
+def apply_values(config: TrainConfig, values: dict, source: str) -> None:
+    """Apply a flat or sectioned dict (as read from a TOML or JSON file)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"config from {source} must be a table of keys, got {type(values).__name__}")
+    for key, value in values.items():
+        if key in SECTIONS and isinstance(value, dict):
+            for inner_key, inner_value in value.items():
+                if FIELDS.get(inner_key.replace("-", "_"), (None,))[0] != key:
+                    raise _unknown_key(f"{key}.{inner_key}", source)
+                set_value(config, inner_key, inner_value, source)
+        else:
+            set_value(config, key, value, source)
+
+
+def load_file(path: str) -> dict:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    text = file.read_text()
+    try:
+        if file.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        if file.suffix == ".json":
+            return json.loads(text)
+    except ValueError as error:  # tomllib.TOMLDecodeError and json.JSONDecodeError both are
+        raise ConfigError(f"config file '{path}' is not valid {file.suffix[1:].upper()}: {error}") from None
+    raise ConfigError(f"config file '{path}' must end in .toml or .json")
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Range checks that types alone cannot express; returns the config for chaining."""
+    m, o, d, r = config.model, config.optimizer, config.data, config.run
+    checks = [
+        ("latent_dim", m.latent_dim > 0, "must be positive"),
+        ("generator_hidden", all(w > 0 for w in m.generator_hidden), "widths must be positive"),
+        ("discriminator_hidden", all(w > 0 for w in m.discriminator_hidden), "widths must be positive"),
+        ("image_dim", m.image_dim == 784, "must be 784 (28x28 MNIST)"),
+        ("leaky_relu_alpha", 0.0 <= m.leaky_relu_alpha < 1.0, "must be in [0, 1)"),
+        ("latent_distribution", m.latent_distribution in LATENT_DISTRIBUTIONS,
+         f"must be one of {LATENT_DISTRIBUTIONS}"),
+        ("init", m.init in INITS, f"must be one of {INITS}"),
+        ("generator_lr", o.generator_lr > 0, "must be positive"),
+        ("discriminator_lr", o.discriminator_lr > 0, "must be positive"),
+        ("beta1", 0.0 <= o.beta1 < 1.0, "must be in [0, 1)"),
+        ("beta2", 0.0 <= o.beta2 < 1.0, "must be in [0, 1)"),
+        ("label_smoothing", 0.0 <= o.label_smoothing < 1.0, "must be in [0, 1)"),
+        ("ema_decay", 0.0 <= o.ema_decay < 1.0, "must be in [0, 1)"),
+        ("data", d.data in DATASETS, f"must be one of {DATASETS}"),
+        ("batch_size", d.batch_size > 0, "must be positive"),
+        ("epochs", r.epochs > 0, "must be positive"),
+        ("seed", r.seed >= 0, "must be non-negative"),
+        ("device", r.device in ("auto", "cpu", "mps") or r.device.split(":")[0] == "cuda",
+         "must be auto, cpu, mps, cuda or cuda:N"),
+        ("threads", r.threads >= 0, "must be non-negative"),
+        ("log_every", r.log_every > 0, "must be positive"),
+        ("sample_every", r.sample_every > 0, "must be positive"),
+        ("checkpoint_every", r.checkpoint_every > 0, "must be positive"),
+        ("keep_checkpoints", r.keep_checkpoints > 0, "must be positive"),
+        ("name", "/" not in r.name and r.name not in (".", ".."), "must be a plain folder name"),
+    ]
+    for key, ok, rule in checks:
+        if not ok:
+            section = FIELDS[key][0]
+            value = getattr(getattr(config, section), key)
+            raise ConfigError(f"config key '{key}' {rule}, got {value!r}")
+    return config
+
+
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+INITS = ("torch", "glorot_uniform", "normal_0.02")
+DATASETS = ("bundled", "mnist")
+
+
+# ---------------------------------------------------------------------------------------------
+# command line: --key value, --key=value, a bare --flag for booleans
+
+
+@dataclass
+class CommandLine:
+    config: TrainConfig
+    overrides: dict  # key -> value as given on the command line (checked on --resume)
+    resume: str  # run folder to continue, or ""
+
+
+def parse_command_line(argv: list[str]) -> CommandLine:
+    """Defaults, then `--config FILE`, then the other `--key value` pairs in order."""
+    pairs, config_file, resume = [], "", ""
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"unexpected argument '{token}': options look like --key value")
+        key, has_value, value = token[2:].partition("=")
+        key = key.replace("-", "_")
+        if not has_value:
+            is_flag = FIELDS.get(key, (None, None))[1] is bool
+            next_is_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            if next_is_value:
+                i, value = i + 1, argv[i + 1]
+            elif is_flag:  # a bare --flag means true
+                value = "true"
+            else:
+                raise ConfigError(f"option '--{key}' needs a value")
+        if key == "config":
+            config_file = value
+        elif key == "resume":
+            resume = value
+        elif key in FIELDS:
+            pairs.append((key, value))
+        else:
+            raise _unknown_key(key, "the command line")
+        i += 1
+    config = TrainConfig()
+    if config_file:
+        apply_values(config, load_file(config_file), source=config_file)
+    for key, value in pairs:
+        set_value(config, key, value, source="the command line")
+    return CommandLine(validate(config), dict(pairs), resume)
+

@@ -1,0 +1,91 @@
+"""Train the GAN: `python -m training.run [--config FILE] [--key value ...] [--resume RUN_DIR]`.
+
+Several processes: `torchrun --nproc_per_node=N -m training.run ...` (DistributedDataParallel).
+Ctrl-C or SIGTERM saves a checkpoint at the current step; `--resume RUN_DIR` continues from it.
+"""
+
+import signal
+import sys
+from pathlib import Path
+
+from ganpack.errors import ConfigError, GanpackError
+from training import checkpoint
+from training.config import TrainConfig, parse_command_line, set_value, validate
+from training.distributed import close_world, init_world
+from training.rundir import new_run_dir, write_config
+
+# On resume the model, optimizer and data must stay as they were; these may change.
+RESUMABLE_OVERRIDES = {"epochs", "device", "threads", "log_every", "sample_every", "checkpoint_every",
+                       "keep_checkpoints", "progress", "data_dir", "cache_dir"}
+
+
+def resume_config(state: dict, overrides: dict) -> TrainConfig:
+    config = TrainConfig.from_dict(state["config"])
+    for key, value in overrides.items():
+        if key not in RESUMABLE_OVERRIDES:
+            raise ConfigError(f"'--{key}' cannot change on --resume (only {sorted(RESUMABLE_OVERRIDES)})")
+        set_value(config, key, value, source="the command line")
+    return validate(config)
+
+
+def install_stop_handlers(trainer) -> dict:
+    """First Ctrl-C or SIGTERM: finish the step, checkpoint, exit. A second Ctrl-C stops at once.
+    Returns the handlers it replaced, for restore_handlers."""
+
+    def request_stop(signum, _frame):
+        trainer.stop_requested = True
+        trainer.stop_signal = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    return {signum: signal.signal(signum, request_stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def restore_handlers(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def main(argv: list[str]) -> int:
+    from training.trainer import Trainer  # torch is imported here, after the arguments are checked
+
+    command_line = parse_command_line(argv)
+    world = init_world()
+    say = print if world.is_main else (lambda *args, **kwargs: None)
+    try:
+        if command_line.resume:
+            run_dir = Path(command_line.resume)
+            state, path = checkpoint.load_latest(run_dir, warn=say)
+            config = resume_config(state, command_line.overrides)
+            say(f"resuming {run_dir} from {path.name} (epoch {state['epoch']}, step {state['step']})")
+        else:
+            state, config = None, command_line.config
+            run_dir = new_run_dir(config.run.out_dir, config.run.name, config.run.overwrite) \
+                if world.is_main else None
+            if run_dir is not None:
+                write_config(run_dir, config.to_dict())
+        trainer = Trainer(config, run_dir, world, resume_state=state, log=say)
+        say(f"device: {trainer.device}" + (f" x {world.size} processes" if world.distributed else "")
+            + f"; {len(trainer.data)} images, {trainer.steps_per_epoch} steps per epoch, "
+            f"global batch {trainer.global_batch}; run folder: {run_dir}")
+        previous_handlers = install_stop_handlers(trainer)
+        try:
+            finished = trainer.train()
+        finally:
+            restore_handlers(previous_handlers)
+        if not finished:
+            say(f"stopped at epoch {trainer.epoch}, step {trainer.step}; checkpoint saved. "
+                f"Continue with: python -m training.run --resume {run_dir}")
+            return 128 + getattr(trainer, "stop_signal", signal.SIGTERM)
+        say(f"done: {trainer.epochs} epochs, {trainer.step} steps in {trainer.elapsed:.0f} s. "
+            f"Samples: {run_dir and run_dir / 'samples' / 'final.png'}")
+        return 0
+    finally:
+        close_world(world)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except GanpackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,88 @@
+"""The run folder: config, metrics log, sample grids, plot and checkpoints, all in one place.
+
+runs/<name>/
+  config.json          the full config of the run
+  metrics.jsonl        one JSON object per logged step
+  samples/epoch_NNNN.png, samples/final.png   100 digits from one fixed latent batch
+  metrics.png          loss and D-output curves
+  checkpoints/step_NNNNNNNNN.pt
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from ganpack.errors import TrainingError
+
+
+def new_run_dir(out_dir: str, name: str, overwrite: bool) -> Path:
+    """Create the folder for a fresh run; an existing one is kept unless `overwrite`."""
+    run_dir = Path(out_dir) / (name or time.strftime("%Y%m%d-%H%M%S"))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise TrainingError(f"run folder '{run_dir}' already exists; pass --overwrite to replace "
+                                f"it, --resume {run_dir} to continue it, or --name to pick another")
+        shutil.rmtree(run_dir)
+    try:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as error:
+        raise TrainingError(f"cannot write to run folder '{run_dir}': {error.strerror}") from None
+    return run_dir
+
+
+def write_config(run_dir: Path, config_dict: dict) -> None:
+    (run_dir / "config.json").write_text(json.dumps(config_dict, indent=2) + "\n")
+
+
+class MetricsLog:
+    """Append-only JSON-lines log; on resume, lines past the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = path
+        if resume_step is not None and path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        self.file = open(path, "a")
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_metrics(metrics_path: Path, out_path: Path) -> None:
+    """Two panels against step: the losses, and the mean D(x) and D(G(z))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    if not records:
+        return
+    steps = [r["step"] for r in records]
+    figure, (losses, outputs) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    losses.plot(steps, [r["loss_d"] for r in records], label="discriminator loss")
+    losses.plot(steps, [r["loss_g"] for r in records], label="generator loss")
+    losses.set_ylabel("loss")
+    losses.legend()
+    outputs.plot(steps, [r["d_real"] for r in records], label="mean D(x), real")
+    outputs.plot(steps, [r["d_fake"] for r in records], label="mean D(G(z)), generated")
+    outputs.set_ylim(0, 1)
+    outputs.set_xlabel("step")
+    outputs.set_ylabel("discriminator output")
+    outputs.legend()
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=100)
+    plt.close(figure)

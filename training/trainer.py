@@ -1,0 +1,288 @@
+"""The GAN training loop: one Trainer owns the models, optimizers, data and run folder.
+
+Randomness is stateless where it matters for exact resume: the data order of epoch e comes from
+a generator seeded with (seed, e), and the noise of step t on rank r from one seeded with
+(seed, r, t). A run stopped anywhere and resumed therefore sees the same batches and latents.
+"""
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ganpack.errors import ConfigError, TrainingError
+from training import checkpoint, mnist
+from training.config import TrainConfig
+from training.distributed import World, sum_over_ranks
+from training.losses import discriminator_loss, generator_loss
+from training.model import build_models, sample_latent
+from training.rundir import MetricsLog, plot_metrics
+
+GRID_SIZE = 100  # the fixed latent batch behind every sample grid (10 x 10)
+DRY_RUN_IMAGES = 256
+DRY_RUN_EPOCHS = 2
+
+
+def resolve_device(name: str, world: World) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif torch.backends.mps.is_available() and not world.distributed:
+            name = "mps"
+        else:
+            name = "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' requested but CUDA is not available")
+        return torch.device("cuda", world.local_rank) if world.distributed else torch.device(name)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device 'mps' requested but MPS is not available")
+    return torch.device(name)
+
+
+def _mix(*parts: int) -> int:
+    """Combine integers into one 63-bit seed (distinct inputs give distinct streams in practice)."""
+    value = 0x2545F4914F6CDD1D
+    for part in parts:
+        value = (value * 6364136223846793005 + part + 1442695040888963407) % (1 << 63)
+    return value
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, run_dir: Path | None, world: World,
+                 resume_state: dict | None = None, log=print):
+        self.config, self.run_dir, self.world, self.log = config, run_dir, world, log
+        run = config.run
+        if run.threads:
+            torch.set_num_threads(run.threads)
+        self.device = resolve_device(run.device, world)
+
+        # data: the whole set in one (N, 784) tensor on the device, in [-1, 1]
+        images, _labels = mnist.load_dataset(config.data.data, config.data.data_dir, config.data.cache_dir)
+        if run.dry_run:
+            images = images[:DRY_RUN_IMAGES]
+            run.sample_every = run.checkpoint_every = 1
+        self.data = mnist.to_training_tensor(images, self.device)
+        self.epochs = min(run.epochs, DRY_RUN_EPOCHS) if run.dry_run else run.epochs
+        self.global_batch = config.data.batch_size * world.size
+        self.steps_per_epoch = len(self.data) // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise ConfigError(f"batch_size {config.data.batch_size} x {world.size} process(es) exceeds "
+                              f"the {len(self.data)} training images")
+
+        # models: the same seed on every rank (DDP also broadcasts rank 0's weights)
+        torch.manual_seed(run.seed)
+        self.generator, self.discriminator = (m.to(self.device) for m in build_models(config.model))
+        wrap = (lambda m: DistributedDataParallel(m)) if world.distributed else (lambda m: m)
+        self.generator_train, self.discriminator_train = wrap(self.generator), wrap(self.discriminator)
+        opt = config.optimizer
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=opt.generator_lr,
+                                            betas=(opt.beta1, opt.beta2))
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=opt.discriminator_lr,
+                                            betas=(opt.beta1, opt.beta2))
+        # The moving average of G's weights is what samples and exports use when enabled: it
+        # smooths out the step-to-step jitter of adversarial training.
+        self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
+                              if opt.ema_decay > 0 else None)
+        self.noise = torch.Generator(device=self.device)
+        fixed = torch.Generator().manual_seed(run.seed)
+        self.fixed_latent = sample_latent(GRID_SIZE, config.model, fixed, torch.device("cpu")).to(self.device)
+
+        self.epoch, self.step_in_epoch, self.step, self.elapsed = 0, 0, 0, 0.0
+        self.stop_requested = False
+        if resume_state is not None:
+            self._restore(resume_state)
+
+    # -----------------------------------------------------------------------------------------
+    # state
+
+    def state(self) -> dict:
+        state = {
+            "config": self.config.to_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(),
+            "optimizer_d": self.optimizer_d.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "step": self.step,
+            "elapsed": self.elapsed, "world_size": self.world.size,
+        }
+        if self.generator_ema is not None:
+            state["generator_ema"] = self.generator_ema.state_dict()
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _restore(self, state: dict) -> None:
+        if state["world_size"] != self.world.size:
+            raise TrainingError(f"checkpoint was written by {state['world_size']} process(es); resume "
+                                f"it with the same number, not {self.world.size}")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer_g.load_state_dict(state["optimizer_g"])
+        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(state["generator_ema"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.step, self.elapsed = state["step"], state["elapsed"]
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.world.is_main:
+            return None
+        path = checkpoint.checkpoint_path(self.run_dir, self.step)
+        checkpoint.save_checkpoint(self.state(), path)
+        checkpoint.prune_checkpoints(self.run_dir, self.config.run.keep_checkpoints)
+        return path
+
+    # -----------------------------------------------------------------------------------------
+    # one step
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        order = torch.Generator().manual_seed(_mix(self.config.run.seed, epoch))
+        return torch.randperm(len(self.data), generator=order).to(self.device, non_blocking=True)
+
+    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+        """One D update then one G update on the same latents; returns detached
+        [loss_d, loss_g, mean D(x), mean D(G(z))] on the device (no host sync)."""
+        cfg = self.config
+        self.noise.manual_seed(_mix(cfg.run.seed, self.world.rank, self.step, 1))
+        z = sample_latent(real.shape[0], cfg.model, self.noise, self.device)  # (B, latent_dim)
+        fake, _ = self.generator_train(z)  # (B, 784)
+
+        # Update D: maximize log D(x) + log(1 - D(G(z))), real targets smoothed to 1 - label_smoothing.
+        # One discriminator (shared weights) scores both batches.
+        real_prob, real_logits = self.discriminator_train(real)
+        fake_prob, fake_logits = self.discriminator_train(fake.detach())
+        loss_d = discriminator_loss(real_logits, fake_logits, cfg.optimizer.label_smoothing)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optimizer_d.step()
+
+        # Update G: maximize log D(G(z)) (non-saturating). D is frozen and called without its DDP
+        # wrapper: its weight gradients would be thrown away, so neither compute nor sync them.
+        self.discriminator.requires_grad_(False)
+        _, fake_logits_g = self.discriminator(fake)
+        loss_g = generator_loss(fake_logits_g)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optimizer_g.step()
+        self.discriminator.requires_grad_(True)
+        if self.generator_ema is not None:
+            with torch.no_grad():
+                for average, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+                    average.lerp_(current, 1.0 - cfg.optimizer.ema_decay)
+        return torch.stack([loss_d, loss_g, real_prob.mean(), fake_prob.mean()]).detach()
+
+    # -----------------------------------------------------------------------------------------
+    # the loop
+
+    def train(self, on_step=None) -> bool:
+        """Train to the last epoch; returns False when stopped early by request (a checkpoint is saved)."""
+        run, world = self.config.run, self.world
+        batch = self.config.data.batch_size
+        metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.step) if world.is_main else None
+        total = self.epochs * self.steps_per_epoch
+        bar = self._progress_bar(total)
+        running = torch.zeros(4, device=self.device)
+        count = 0
+        started = time.perf_counter() - self.elapsed
+        try:
+            while self.epoch < self.epochs:
+                order = self._epoch_order(self.epoch)
+                while self.step_in_epoch < self.steps_per_epoch:
+                    if self.stop_requested:
+                        self.elapsed = time.perf_counter() - started
+                        self._check_finite(running, count)
+                        self.save_checkpoint()
+                        return False
+                    first = (self.step_in_epoch * world.size + world.rank) * batch
+                    running += self.train_step(self.data[order[first:first + batch]])
+                    count += 1
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    if bar is not None:
+                        bar.update(1)
+                    if self.step % run.log_every == 0:
+                        self.elapsed = time.perf_counter() - started
+                        self._log(running, count, metrics, bar)
+                        running.zero_()
+                        count = 0
+                    if on_step is not None:
+                        on_step(self)
+                self.epoch += 1
+                self.step_in_epoch = 0
+                self.elapsed = time.perf_counter() - started
+                if count:  # close the epoch's window so every epoch has a line and a NaN check
+                    self._log(running, count, metrics, bar)
+                    running.zero_()
+                    count = 0
+                self._end_of_epoch()
+        finally:
+            if bar is not None:
+                bar.close()
+            if metrics is not None:
+                metrics.close()
+                plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "metrics.png")
+        return True
+
+    def _end_of_epoch(self) -> None:
+        run, last = self.config.run, self.epoch == self.epochs
+        if self.world.is_main and (self.epoch % run.sample_every == 0 or last):
+            self.save_samples(self.run_dir / "samples" / f"epoch_{self.epoch:04d}.png")
+        if self.epoch % run.checkpoint_every == 0 or last:
+            self.save_checkpoint()
+        if last and self.world.is_main:
+            self.save_samples(self.run_dir / "samples" / "final.png")
+
+    def _reduce(self, running: torch.Tensor, count: int) -> list[float]:
+        """Mean over the window and over ranks; this is the loop's one host sync."""
+        totals = sum_over_ranks(running.clone(), self.world)
+        return (totals / (max(count, 1) * self.world.size)).tolist()
+
+    def _check_finite(self, running: torch.Tensor, count: int) -> None:
+        if count and not all(math.isfinite(v) for v in self._reduce(running, count)):
+            self._raise_non_finite()
+
+    def _raise_non_finite(self):
+        raise TrainingError(f"non-finite loss in epoch {self.epoch + 1} before step {self.step}; "
+                                "stopping. The last good checkpoint is kept in "
+                                f"'{self.run_dir / 'checkpoints' if self.run_dir else '-'}'")
+
+    def _log(self, running: torch.Tensor, count: int, metrics: MetricsLog | None, bar) -> None:
+        loss_d, loss_g, d_real, d_fake = values = self._reduce(running, count)
+        if not all(math.isfinite(v) for v in values):
+            self._raise_non_finite()
+        record = {"step": self.step, "epoch": self.epoch + self.step_in_epoch / self.steps_per_epoch,
+                  "loss_d": loss_d, "loss_g": loss_g, "d_real": d_real, "d_fake": d_fake,
+                  "wall_time": round(self.elapsed, 3)}
+        if metrics is not None:
+            metrics.write(record)
+        if bar is not None:
+            bar.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
+            bar.set_postfix_str(f"D {loss_d:.3f}  G {loss_g:.3f}  D(x) {d_real:.2f}  D(G(z)) {d_fake:.2f}")
+
+    def _progress_bar(self, total: int):
+        if not (self.world.is_main and self.config.run.progress):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
+                    desc=f"epoch {self.epoch + 1}/{self.epochs}")
+
+    @property
+    def sampling_generator(self):
+        """The weights to sample and export: the moving average when enabled."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @torch.no_grad()
+    def save_samples(self, path: Path) -> None:
+        from ganpack.grid import save_grid
+
+        images, _ = self.sampling_generator(self.fixed_latent)  # (100, 784) in [-1, 1]
+        save_grid(images.float().cpu().numpy(), path, columns=10)
