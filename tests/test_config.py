@@ -93,3 +93,12 @@ def test_round_trip_through_a_plain_dict():
     values = config.to_dict()
     assert json.loads(json.dumps(values)) == values
     assert TrainConfig.from_dict(values) == config
+
+
+def test_help_lists_every_key(capsys):
+    from training.config import FIELDS
+    from training.run import main
+
+    assert main(["--help"]) == 0
+    shown = capsys.readouterr().out
+    assert all(f"--{key}" in shown for key in FIELDS)

@@ -27,8 +27,9 @@ def final_state(run_dir):
 
 
 def assert_same_weights(a, b):
-    for network in ("generator", "discriminator"):
-        for key in a[network]:
+    assert ("generator_ema" in a) == ("generator_ema" in b)
+    for network in ("generator", "discriminator", "generator_ema"):
+        for key in a.get(network, {}):
             assert torch.equal(a[network][key], b[network][key]), f"{network}.{key} differs"
     for optimizer in ("optimizer_g", "optimizer_d"):
         for index, slot in a[optimizer]["state"].items():
@@ -87,7 +88,9 @@ def test_resume_after_an_epoch_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_config, tmp_path):
-    assert main(cli(tmp_path, "whole")) == 0
+    # with the moving average and the learning-rate decay on, so their state is covered too
+    tiny_config.optimizer.ema_decay, tiny_config.optimizer.lr_decay_start = 0.9, 0.5
+    assert main(cli(tmp_path, "whole", "--ema_decay", "0.9", "--lr_decay_start", "0.5")) == 0
     run_dir = new_run_dir(tiny_config.run.out_dir, "stopped", overwrite=False)
 
     def stop_after_step_3(trainer):
@@ -147,3 +150,41 @@ def test_one_discriminator_scores_real_and_generated_batches(tiny_config, monkey
     assert len({module for module, _ in calls}) == 1  # one module, so one set of weights
     after = list(trainer.discriminator.parameters())
     assert all(not torch.equal(b, a) for b, a in zip(before, after))
+
+
+def test_auto_device_says_which_and_missing_devices_are_errors(monkeypatch):
+    from training.trainer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto", World()) == torch.device("cpu")
+    with pytest.raises(ConfigError, match="cuda"):
+        resolve_device("cuda", World())
+    with pytest.raises(ConfigError, match="mps"):
+        resolve_device("mps", World())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", World()) == torch.device("cuda")
+    assert resolve_device("cuda", World(rank=1, local_rank=1, size=2)) == torch.device("cuda", 1)
+
+
+def test_learning_rates_decay_linearly_to_zero_after_the_start(tiny_config):
+    tiny_config.optimizer.lr_decay_start = 0.5
+    tiny_config.run.epochs = 10
+    trainer = Trainer(tiny_config, None, World())
+    trainer.epochs = 10
+    rates = []
+    for epoch in range(10):
+        trainer._set_learning_rates(epoch)
+        rates.append(trainer.optimizer_g.param_groups[0]["lr"] / tiny_config.optimizer.generator_lr)
+    assert rates == pytest.approx([1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2])
+    assert trainer.optimizer_d.param_groups[0]["lr"] == pytest.approx(0.2 * tiny_config.optimizer.discriminator_lr)
+
+
+def test_moving_average_trails_the_generator(tiny_config):
+    tiny_config.optimizer.ema_decay = 0.5
+    trainer = Trainer(tiny_config, None, World())
+    start = [p.detach().clone() for p in trainer.generator.parameters()]
+    trainer.train_step(trainer.data[:64])
+    for before, current, average in zip(start, trainer.generator.parameters(), trainer.generator_ema.parameters()):
+        assert torch.allclose(average, 0.5 * before + 0.5 * current)
+    assert trainer.sampling_generator is trainer.generator_ema

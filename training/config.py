@@ -29,11 +29,12 @@ class ModelConfig:
 @dataclass
 class OptimizerConfig:
     generator_lr: float = 2e-4
-    discriminator_lr: float = 2e-4
+    discriminator_lr: float = 5e-5
     beta1: float = 0.5
     beta2: float = 0.999
     label_smoothing: float = 0.1  # one-sided: real targets are 1 - label_smoothing
-    ema_decay: float = 0.0  # >0: also keep an exponential moving average of the generator's weights
+    ema_decay: float = 0.999  # >0: also keep an exponential moving average of the generator's weights
+    lr_decay_start: float = 1.0  # fraction of the epochs after which both rates fall linearly to 0
 
 
 @dataclass
@@ -48,13 +49,13 @@ class DataConfig:
 class RunConfig:
     name: str = ""  # run folder name under out_dir; empty: a timestamp
     out_dir: str = "runs"
-    epochs: int = 200
+    epochs: int = 1000
     seed: int = 0
     device: str = "auto"  # "auto": cuda, else mps, else cpu
     threads: int = 0  # torch CPU threads; 0 leaves torch's default
     log_every: int = 50  # steps between metric lines (the only host syncs in the loop)
     sample_every: int = 10  # epochs between sample grids
-    checkpoint_every: int = 10  # epochs between checkpoints (one is always written at the end)
+    checkpoint_every: int = 25  # epochs between checkpoints (one is always written at the end)
     keep_checkpoints: int = 3
     overwrite: bool = False  # replace an existing run folder of the same name
     dry_run: bool = False  # seconds-long smoke run on a few hundred images
@@ -215,6 +216,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("beta2", 0.0 <= o.beta2 < 1.0, "must be in [0, 1)"),
         ("label_smoothing", 0.0 <= o.label_smoothing < 1.0, "must be in [0, 1)"),
         ("ema_decay", 0.0 <= o.ema_decay < 1.0, "must be in [0, 1)"),
+        ("lr_decay_start", 0.0 <= o.lr_decay_start <= 1.0, "must be in [0, 1]"),
         ("data", d.data in DATASETS, f"must be one of {DATASETS}"),
         ("batch_size", d.batch_size > 0, "must be positive"),
         ("epochs", r.epochs > 0, "must be positive"),
@@ -250,6 +252,21 @@ class CommandLine:
     config: TrainConfig
     overrides: dict  # key -> value as given on the command line (checked on --resume)
     resume: str  # run folder to continue, or ""
+
+
+def usage() -> str:
+    """Every key with its section, type and default, for --help."""
+    lines = ["usage: python -m training.run [--config FILE.toml|.json] [--resume RUN_DIR] [--key value ...]",
+             "Keys may use - or _. Booleans may be given bare (--dry-run). See README.md for details."]
+    defaults = TrainConfig()
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        for key, (owner, kind) in FIELDS.items():
+            if owner == section:
+                value = getattr(getattr(defaults, section), key)
+                shown = ",".join(map(str, value)) if isinstance(value, tuple) else json.dumps(value)
+                lines.append(f"  --{key:<22} {shown:<12} ({_type_name(kind)})")
+    return "\n".join(lines)
 
 
 def parse_command_line(argv: list[str]) -> CommandLine:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ganpack.errors import ConfigError, GanpackError
 from training import checkpoint
-from training.config import TrainConfig, parse_command_line, set_value, validate
+from training.config import TrainConfig, parse_command_line, set_value, usage, validate
 from training.distributed import close_world, init_world
 from training.rundir import new_run_dir, write_config
 
@@ -48,6 +48,9 @@ def restore_handlers(previous: dict) -> None:
 def main(argv: list[str]) -> int:
     from training.trainer import Trainer  # torch is imported here, after the arguments are checked
 
+    if "-h" in argv or "--help" in argv:
+        print(usage())
+        return 0
     command_line = parse_command_line(argv)
     world = init_world()
     say = print if world.is_main else (lambda *args, **kwargs: None)

@@ -143,6 +143,16 @@ class Trainer:
     # -----------------------------------------------------------------------------------------
     # one step
 
+    def _set_learning_rates(self, epoch: int) -> None:
+        """Constant, then linear decay to zero over the epochs after lr_decay_start (a fraction)."""
+        opt = self.config.optimizer
+        decay_epochs = self.epochs * (1.0 - opt.lr_decay_start)
+        remaining = self.epochs - epoch
+        factor = min(1.0, remaining / decay_epochs) if decay_epochs > 0 else 1.0
+        for optimizer, rate in ((self.optimizer_g, opt.generator_lr), (self.optimizer_d, opt.discriminator_lr)):
+            for group in optimizer.param_groups:
+                group["lr"] = rate * factor
+
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         order = torch.Generator().manual_seed(_mix(self.config.run.seed, epoch))
         return torch.randperm(len(self.data), generator=order).to(self.device, non_blocking=True)
@@ -195,6 +205,7 @@ class Trainer:
         try:
             while self.epoch < self.epochs:
                 order = self._epoch_order(self.epoch)
+                self._set_learning_rates(self.epoch)
                 while self.step_in_epoch < self.steps_per_epoch:
                     if self.stop_requested:
                         self.elapsed = time.perf_counter() - started
