@@ -181,10 +181,20 @@ def test_learning_rates_decay_linearly_to_zero_after_the_start(tiny_config):
 
 
 def test_moving_average_trails_the_generator(tiny_config):
-    tiny_config.optimizer.ema_decay = 0.5
+    tiny_config.optimizer.ema_decay = 0.999
     trainer = Trainer(tiny_config, None, World())
+    trainer.step = 10_000  # past the warm-up: the decay is the configured one
     start = [p.detach().clone() for p in trainer.generator.parameters()]
     trainer.train_step(trainer.data[:64])
     for before, current, average in zip(start, trainer.generator.parameters(), trainer.generator_ema.parameters()):
-        assert torch.allclose(average, 0.5 * before + 0.5 * current)
+        assert torch.allclose(average, 0.999 * before + 0.001 * current)
+        assert not torch.equal(average, current)
     assert trainer.sampling_generator is trainer.generator_ema
+
+
+def test_moving_average_warms_up(tiny_config):
+    trainer = Trainer(tiny_config, None, World())  # step 0: decay min(0.999, 1/10) = 0.1
+    start = [p.detach().clone() for p in trainer.generator.parameters()]
+    trainer.train_step(trainer.data[:64])
+    for before, current, average in zip(start, trainer.generator.parameters(), trainer.generator_ema.parameters()):
+        assert torch.allclose(average, 0.1 * before + 0.9 * current, atol=1e-7)

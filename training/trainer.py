@@ -184,9 +184,11 @@ class Trainer:
         self.optimizer_g.step()
         self.discriminator.requires_grad_(True)
         if self.generator_ema is not None:
+            # Warm-up: early on the average would mostly remember the random initial weights.
+            decay = min(cfg.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
             with torch.no_grad():
                 for average, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
-                    average.lerp_(current, 1.0 - cfg.optimizer.ema_decay)
+                    average.lerp_(current, 1.0 - decay)
         return torch.stack([loss_d, loss_g, real_prob.mean(), fake_prob.mean()]).detach()
 
     # -----------------------------------------------------------------------------------------
