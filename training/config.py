@@ -60,6 +60,7 @@ class RunConfig:
     overwrite: bool = False  # replace an existing run folder of the same name
     dry_run: bool = False  # seconds-long smoke run on a few hundred images
     progress: bool = True  # tqdm progress bar
+    export: bool = True  # write the model package to <run folder>/model at the end
 
 
 SECTIONS = {

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ganpack.errors import ConfigError, GanpackError
+from ganpack.errors import ConfigError, run_command
 from training import checkpoint
 from training.config import TrainConfig, parse_command_line, set_value, usage, validate
 from training.distributed import close_world, init_world
@@ -16,7 +16,7 @@ from training.rundir import new_run_dir, write_config
 
 # On resume the model, optimizer and data must stay as they were; these may change.
 RESUMABLE_OVERRIDES = {"epochs", "device", "threads", "log_every", "sample_every", "checkpoint_every",
-                       "keep_checkpoints", "progress", "data_dir", "cache_dir"}
+                       "keep_checkpoints", "progress", "export", "data_dir", "cache_dir"}
 
 
 def resume_config(state: dict, overrides: dict) -> TrainConfig:
@@ -81,14 +81,15 @@ def main(argv: list[str]) -> int:
             return 128 + getattr(trainer, "stop_signal", signal.SIGTERM)
         say(f"done: {trainer.epochs} epochs, {trainer.step} steps in {trainer.elapsed:.0f} s. "
             f"Samples: {run_dir and run_dir / 'samples' / 'final.png'}")
+        if config.run.export and world.is_main:
+            from export.package import write_package  # onnx and onnxruntime load only here
+
+            package = write_package(trainer.state(), run_dir / "model", overwrite=True, log=say)
+            say(f"model package: {package}")
         return 0
     finally:
         close_world(world)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except GanpackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_command(main, sys.argv[1:])

@@ -18,3 +18,24 @@ class DataError(GanpackError):
 
 class TrainingError(GanpackError):
     """Training cannot go on (a NaN loss, an unusable run folder, a bad checkpoint)."""
+
+
+class ExportError(GanpackError):
+    """A model package could not be written or failed its checks at export time."""
+
+
+class PackageError(GanpackError):
+    """A model package that is incomplete, corrupt or tampered with (a checksum mismatch)."""
+
+
+def run_command(main, argv: list) -> None:
+    """Exit with main(argv)'s status; a GanpackError becomes one line on stderr and status 2,
+    since a user needs the message, not a traceback."""
+    import sys
+
+    try:
+        status = main(argv)
+    except GanpackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        status = 2
+    sys.exit(status)
