@@ -1,8 +1,18 @@
-"""ganpack: sample and score small GANs exported as ONNX model packages."""
+"""ganpack: sample and score small GANs exported as ONNX model packages.
 
-from ganpack.errors import ConfigError, DataError, ExportError, GanpackError, PackageError, TrainingError
+    import ganpack
+    model = ganpack.load()                 # the model inside ganpack, or ganpack.load("model/")
+    digits = model.sample(64, seed=1)      # uint8 (64, 28, 28)
+    ganpack.save_grid(digits, "digits.png")
+"""
+
+from ganpack.backends import available_backends
+from ganpack.errors import (ConfigError, DataError, ExportError, GanpackError, InputError, PackageError,
+                            TrainingError)
+from ganpack.grid import save_grid
+from ganpack.model import Model, load
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "DataError", "ExportError", "GanpackError", "PackageError", "TrainingError",
-           "__version__"]
+__all__ = ["ConfigError", "DataError", "ExportError", "GanpackError", "InputError", "Model", "PackageError",
+           "TrainingError", "__version__", "available_backends", "load", "save_grid"]

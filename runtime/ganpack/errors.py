@@ -28,6 +28,10 @@ class PackageError(GanpackError):
     """A model package that is incomplete, corrupt or tampered with (a checksum mismatch)."""
 
 
+class InputError(GanpackError, ValueError):
+    """An argument of the wrong shape, type or value (NaN latents, n < 0, ...)."""
+
+
 def run_command(main, argv: list) -> None:
     """Exit with main(argv)'s status; a GanpackError becomes one line on stderr and status 2,
     since a user needs the message, not a traceback."""

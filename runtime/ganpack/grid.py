@@ -1,6 +1,8 @@
 """Image grids: many 28x28 digits tiled into one PNG a person can look at."""
 
 import math
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +37,26 @@ def tile(images: np.ndarray, columns: int = 0, padding: int = 2) -> np.ndarray:
 
 def save_grid(images: np.ndarray, path, columns: int = 0, scale: int = 2) -> Path:
     """Write a PNG grid; float images are taken to be in [-1, 1]. Returns the path written."""
-    from PIL import Image  # only needed when writing pictures
-
     images = np.asarray(images)
     pixels = images if images.dtype == np.uint8 else to_uint8(images)
-    picture = Image.fromarray(tile(pixels, columns))
-    if scale > 1:  # nearest keeps the pixels crisp
-        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    mosaic = tile(pixels, columns)
+    if scale > 1:  # nearest-neighbour: keeps the pixels crisp
+        mosaic = np.repeat(np.repeat(mosaic, scale, axis=0), scale, axis=1)
     path = Path(path)
-    picture.save(path)
+    path.write_bytes(encode_png(mosaic))
     return path
+
+
+def encode_png(gray: np.ndarray) -> bytes:
+    """An 8-bit grayscale (H, W) uint8 array as PNG bytes: the format's few fixed chunks, so
+    writing pictures needs no imaging library."""
+    height, width = gray.shape
+    raw = np.zeros((height, width + 1), np.uint8)  # each row: filter type 0 (none), then pixels
+    raw[:, 1:] = gray
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8 bits, grayscale
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 9))
+            + chunk(b"IEND", b""))

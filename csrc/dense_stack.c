@@ -1,0 +1,234 @@
+/* dense_stack.c: the public API of ganpack_kernel.h. Validation, ISA choice, weight repacking,
+ * and the layer-by-layer driver. The arithmetic lives in dense_stack_{portable,avx2,avx512}.c.
+ */
+#include "dense_stack_internal.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GP_MAX_LAYERS 64
+#define GP_MAX_WIDTH (1 << 20)
+
+/* gp_stack_run pushes the batch through all layers in chunks of at most GP_CHUNK_ROWS rows, so
+   the intermediate activations of a chunk stay in cache and scratch memory stays bounded. */
+#define GP_CHUNK_ROWS 64
+#define GP_CHUNK_TARGET_FLOATS (1 << 18) /* fewer rows per chunk for very wide hidden layers */
+#define GP_STACK_SCRATCH_FLOATS 2048     /* scratch this small lives on the C stack (8 KiB) */
+#define GP_ALIGN 64
+
+typedef void (*gp_layer_forward_fn)(const gp_layer *layer, const float *x, int rows, float *y);
+
+struct gp_stack {
+    int n_layers;
+    int isa;                            /* gp_isa, never GP_ISA_AUTO */
+    int max_hidden_width;               /* max of widths[1 .. n_layers - 1], 0 if one layer */
+    int widths[GP_MAX_LAYERS + 1];      /* (n_layers + 1) */
+    gp_layer layers[GP_MAX_LAYERS];     /* (n_layers) */
+};
+
+/* ---------------------------------------------------------------- ISA choice */
+
+static int isa_supported(int isa) {
+    switch (isa) {
+    case GP_ISA_PORTABLE: return 1;
+#ifdef GP_HAVE_X86
+    /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
+    case GP_ISA_AVX2_FMA: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case GP_ISA_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+    default: return 0;
+    }
+}
+
+int gp_best_isa(void) {
+    if (isa_supported(GP_ISA_AVX512)) return GP_ISA_AVX512;
+    if (isa_supported(GP_ISA_AVX2_FMA)) return GP_ISA_AVX2_FMA;
+    return GP_ISA_PORTABLE;
+}
+
+static gp_layer_forward_fn forward_for_isa(int isa) {
+#ifdef GP_HAVE_X86
+    if (isa == GP_ISA_AVX512) return gp_layer_forward_avx512;
+    if (isa == GP_ISA_AVX2_FMA) return gp_layer_forward_avx2;
+#else
+    (void)isa;
+#endif
+    return gp_layer_forward_portable;
+}
+
+static int panel_width_for_isa(int isa) {
+    if (isa == GP_ISA_AVX512) return GP_PANEL_AVX512;
+    if (isa == GP_ISA_AVX2_FMA) return GP_PANEL_AVX2;
+    return GP_PANEL_PORTABLE;
+}
+
+const char *gp_isa_name(int isa) {
+    switch (isa) {
+    case GP_ISA_AUTO: return "auto";
+    case GP_ISA_PORTABLE: return "portable";
+    case GP_ISA_AVX2_FMA: return "avx2_fma";
+    case GP_ISA_AVX512: return "avx512";
+    default: return "unknown";
+    }
+}
+
+const char *gp_status_message(int status) {
+    switch (status) {
+    case GP_OK: return "ok";
+    case GP_ERR_NULL: return "a required pointer is NULL";
+    case GP_ERR_SHAPE: return "layer count, width, layer index or batch out of range";
+    case GP_ERR_ACTIVATION: return "unknown activation";
+    case GP_ERR_ALPHA: return "leaky_relu alpha must be finite in [0, 1), other activations take 0";
+    case GP_ERR_NOMEM: return "out of memory";
+    case GP_ERR_UNSUPPORTED_ISA: return "instruction set unknown or not supported by this CPU";
+    case GP_ERR_INCOMPLETE: return "not every layer of the stack has been set";
+    default: return "unknown status";
+    }
+}
+
+/* ---------------------------------------------------------------- create / free */
+
+gp_status gp_stack_create(int n_layers, const int *widths, int isa, gp_stack **out) {
+    if (out == NULL) return GP_ERR_NULL;
+    *out = NULL;
+    if (widths == NULL) return GP_ERR_NULL;
+    if (n_layers < 1 || n_layers > GP_MAX_LAYERS) return GP_ERR_SHAPE;
+    for (int i = 0; i <= n_layers; i++) {
+        if (widths[i] < 1 || widths[i] > GP_MAX_WIDTH) return GP_ERR_SHAPE;
+    }
+    if (isa == GP_ISA_AUTO) isa = gp_best_isa();
+    if (!isa_supported(isa)) return GP_ERR_UNSUPPORTED_ISA;
+
+    gp_stack *stack = calloc(1, sizeof *stack);
+    if (stack == NULL) return GP_ERR_NOMEM;
+    stack->n_layers = n_layers;
+    stack->isa = isa;
+    memcpy(stack->widths, widths, (size_t)(n_layers + 1) * sizeof widths[0]);
+    for (int i = 1; i < n_layers; i++) {
+        if (widths[i] > stack->max_hidden_width) stack->max_hidden_width = widths[i];
+    }
+    *out = stack;
+    return GP_OK;
+}
+
+void gp_stack_free(gp_stack *stack) {
+    if (stack == NULL) return;
+    for (int l = 0; l < stack->n_layers; l++) free(stack->layers[l].allocation);
+    free(stack);
+}
+
+int gp_stack_isa(const gp_stack *stack) {
+    return stack == NULL ? -1 : stack->isa;
+}
+
+/* ---------------------------------------------------------------- set_layer: validate, repack */
+
+static float *align_up(void *p) {
+    uintptr_t address = (uintptr_t)p;
+    return (float *)((address + (GP_ALIGN - 1)) & ~(uintptr_t)(GP_ALIGN - 1));
+}
+
+gp_status gp_stack_set_layer(gp_stack *stack, int layer, const float *weight, const float *bias,
+                             int activation, float alpha) {
+    if (stack == NULL || weight == NULL || bias == NULL) return GP_ERR_NULL;
+    if (layer < 0 || layer >= stack->n_layers) return GP_ERR_SHAPE;
+    if (activation < GP_ACT_IDENTITY || activation > GP_ACT_SIGMOID) return GP_ERR_ACTIVATION;
+    if (activation == GP_ACT_LEAKY_RELU) {
+        /* written so that NaN fails too: every comparison with NaN is false */
+        if (!(alpha >= 0.0f && alpha < 1.0f)) return GP_ERR_ALPHA;
+    } else if (alpha != 0.0f) {
+        return GP_ERR_ALPHA;
+    }
+
+    const size_t in_width = (size_t)stack->widths[layer];       /* K */
+    const size_t out_width = (size_t)stack->widths[layer + 1];  /* N */
+    const size_t panel = (size_t)panel_width_for_isa(stack->isa); /* V */
+    const size_t n_panels = (out_width + panel - 1) / panel;
+    const size_t padded_out = n_panels * panel;
+    /* K, N <= 2^20, so this fits a 64-bit size_t; on 32-bit targets check before multiplying. */
+    if (padded_out > (SIZE_MAX / sizeof(float) - 2 * GP_ALIGN) / (in_width + 1)) {
+        return GP_ERR_NOMEM;
+    }
+    const size_t weight_floats = padded_out * in_width;
+    const size_t weight_bytes = /* rounded up so the bias starts aligned too */
+        (weight_floats * sizeof(float) + GP_ALIGN - 1) / GP_ALIGN * GP_ALIGN;
+    void *allocation = malloc(weight_bytes + padded_out * sizeof(float) + GP_ALIGN);
+    if (allocation == NULL) return GP_ERR_NOMEM;
+
+    float *packed = align_up(allocation);                     /* (n_panels, K, V) */
+    float *packed_bias = packed + weight_bytes / sizeof(float); /* (n_panels * V) */
+    for (size_t p = 0; p < n_panels; p++) {
+        float *dst = packed + p * in_width * panel; /* (K, V) */
+        for (size_t k = 0; k < in_width; k++) {
+            for (size_t j = 0; j < panel; j++) {
+                const size_t col = p * panel + j;
+                dst[k * panel + j] = col < out_width ? weight[col * in_width + k] : 0.0f;
+            }
+        }
+    }
+    for (size_t col = 0; col < padded_out; col++) {
+        packed_bias[col] = col < out_width ? bias[col] : 0.0f;
+    }
+
+    gp_layer *target = &stack->layers[layer];
+    free(target->allocation); /* replacing a layer set before */
+    target->in_width = (int)in_width;
+    target->out_width = (int)out_width;
+    target->panel_width = (int)panel;
+    target->activation = activation;
+    target->alpha = alpha;
+    target->packed_weight = packed;
+    target->bias = packed_bias;
+    target->allocation = allocation;
+    return GP_OK;
+}
+
+/* ---------------------------------------------------------------- run */
+
+gp_status gp_stack_run(const gp_stack *stack, const float *input, int batch, float *output) {
+    if (stack == NULL) return GP_ERR_NULL;
+    if (batch < 0) return GP_ERR_SHAPE;
+    for (int l = 0; l < stack->n_layers; l++) {
+        if (stack->layers[l].allocation == NULL) return GP_ERR_INCOMPLETE;
+    }
+    if (batch == 0) return GP_OK;
+    if (input == NULL || output == NULL) return GP_ERR_NULL;
+
+    const gp_layer_forward_fn forward = forward_for_isa(stack->isa);
+    const int n_layers = stack->n_layers;
+    const size_t in_width = (size_t)stack->widths[0];
+    const size_t out_width = (size_t)stack->widths[n_layers];
+    if (n_layers == 1) {
+        forward(&stack->layers[0], input, batch, output);
+        return GP_OK;
+    }
+
+    /* Two ping-pong buffers (chunk_rows, max_hidden_width) for the hidden activations. */
+    int chunk_rows = GP_CHUNK_TARGET_FLOATS / stack->max_hidden_width;
+    if (chunk_rows > GP_CHUNK_ROWS) chunk_rows = GP_CHUNK_ROWS;
+    if (chunk_rows < 4) chunk_rows = 4;
+    if (chunk_rows > batch) chunk_rows = batch;
+    const size_t buffer_floats = (size_t)chunk_rows * (size_t)stack->max_hidden_width;
+    float small_scratch[GP_STACK_SCRATCH_FLOATS];
+    float *scratch = small_scratch; /* (2, chunk_rows, max_hidden_width) */
+    if (2 * buffer_floats > GP_STACK_SCRATCH_FLOATS) {
+        scratch = malloc(2 * buffer_floats * sizeof(float));
+        if (scratch == NULL) return GP_ERR_NOMEM;
+    }
+
+    for (int row = 0; row < batch; row += chunk_rows) {
+        const int rows = batch - row < chunk_rows ? batch - row : chunk_rows;
+        const float *x = input + (size_t)row * in_width; /* (rows, widths[l]) */
+        for (int l = 0; l < n_layers; l++) {
+            float *y = l == n_layers - 1 /* (rows, widths[l + 1]) */
+                           ? output + (size_t)row * out_width
+                           : scratch + (size_t)(l % 2) * buffer_floats;
+            forward(&stack->layers[l], x, rows, y);
+            x = y;
+        }
+    }
+
+    if (scratch != small_scratch) free(scratch);
+    return GP_OK;
+}

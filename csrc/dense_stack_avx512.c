@@ -1,0 +1,157 @@
+/* dense_stack_avx512.c: the x86 AVX-512F path, 16 floats per vector.
+ *
+ * Compiled without -mavx512f: every function carries target("avx512f") and only AVX-512F
+ * intrinsics are used (no DQ/BW/VL), so any AVX-512 CPU runs it; dense_stack.c calls in only
+ * after __builtin_cpu_supports("avx512f"). Same structure as the AVX2 path: 4 rows x 2 panels,
+ * with the store masked by an opmask instead of a vector mask.
+ */
+#include "dense_stack_internal.h"
+
+#ifdef GP_HAVE_X86
+#include <immintrin.h>
+
+#define V GP_PANEL_AVX512
+#define MAX_ROWS 4
+#define MAX_PANELS 2
+#define GP_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
+
+/* ---------------------------------------------------------------- activations */
+
+GP_AVX512_INLINE __m512 exp_avx512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(GP_EXP_MIN)), _mm512_set1_ps(GP_EXP_MAX));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(GP_LOG2E)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(GP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(GP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(GP_EXP_C7);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(GP_EXP_C6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(GP_EXP_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(GP_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(GP_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(GP_EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n); /* p * 2^n, n integral in [-126, 127] */
+}
+
+GP_AVX512_INLINE __m512 tanh_avx512(__m512 x) {
+    const __m512i sign_bit = _mm512_set1_epi32((int)0x80000000u);
+    const __m512i x_bits = _mm512_castps_si512(x);
+    const __m512 ax = _mm512_castsi512_ps(_mm512_andnot_epi32(sign_bit, x_bits)); /* |x| */
+    const __m512 x2 = _mm512_mul_ps(ax, ax);
+    __m512 small = _mm512_fmadd_ps(x2, _mm512_set1_ps(GP_TANH_C7), _mm512_set1_ps(GP_TANH_C5));
+    small = _mm512_fmadd_ps(x2, small, _mm512_set1_ps(GP_TANH_C3));
+    small = _mm512_fmadd_ps(_mm512_mul_ps(ax, x2), small, ax);
+    const __m512 clamped = _mm512_min_ps(ax, _mm512_set1_ps(GP_TANH_CLAMP));
+    const __m512 e2 = exp_avx512(_mm512_add_ps(clamped, clamped)); /* exp(2|x|) */
+    const __m512 large = _mm512_sub_ps(_mm512_set1_ps(1.0f),
+                                       _mm512_div_ps(_mm512_set1_ps(2.0f),
+                                                     _mm512_add_ps(e2, _mm512_set1_ps(1.0f))));
+    const __mmask16 is_small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(GP_TANH_SMALL), _CMP_LT_OQ);
+    const __m512 t = _mm512_mask_blend_ps(is_small, large, small);
+    /* tanh is odd: put the sign back */
+    return _mm512_castsi512_ps(_mm512_or_epi32(_mm512_castps_si512(t),
+                                               _mm512_and_epi32(sign_bit, x_bits)));
+}
+
+GP_AVX512_INLINE __m512 sigmoid_avx512(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+    return _mm512_div_ps(one, _mm512_add_ps(one, e));
+}
+
+GP_AVX512_INLINE __m512 activate_avx512(__m512 v, int activation, float alpha) {
+    const __m512 zero = _mm512_setzero_ps();
+    switch (activation) {
+    case GP_ACT_LEAKY_RELU: /* v >= 0 ? v : alpha * v */
+        return _mm512_mask_mul_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v,
+                                  _mm512_set1_ps(alpha));
+    case GP_ACT_RELU: /* v < 0 ? 0 : v */
+        return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), zero);
+    case GP_ACT_TANH: return tanh_avx512(v);
+    case GP_ACT_SIGMOID: return sigmoid_avx512(v);
+    default: return v;
+    }
+}
+
+/* ---------------------------------------------------------------- the hot loop */
+
+/* THE HOT LOOP of the AVX-512 path: ROWS x PANELS vectors of outputs, accumulated in registers
+   over all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k),
+   then bias (the accumulators start from it), activation and a store masked to the valid
+   columns. ROWS and PANELS are constants at every call site, so acc stays in zmm registers. */
+GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
+                                  const float *x /* (ROWS, K) */,
+                                  const float *panels /* (PANELS, K, V) */, int col,
+                                  float *y /* (ROWS, N) */) {
+    const int K = layer->in_width, N = layer->out_width;
+    const size_t panel_stride = (size_t)K * V;
+    __m512 acc[MAX_ROWS][MAX_PANELS];
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; r++) {
+#pragma GCC unroll 2
+        for (int p = 0; p < PANELS; p++) acc[r][p] = _mm512_load_ps(layer->bias + col + p * V);
+    }
+    for (int k = 0; k < K; k++) {
+        __m512 w[MAX_PANELS];
+#pragma GCC unroll 2
+        for (int p = 0; p < PANELS; p++) {
+            w[p] = _mm512_load_ps(panels + (size_t)p * panel_stride + (size_t)k * V);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            const __m512 xv = _mm512_set1_ps(x[(size_t)r * (size_t)K + (size_t)k]);
+#pragma GCC unroll 2
+            for (int p = 0; p < PANELS; p++) acc[r][p] = _mm512_fmadd_ps(xv, w[p], acc[r][p]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < PANELS; p++) {
+        const int n_valid = N - (col + p * V); /* >= 1: every panel has a real column */
+        const __mmask16 mask = (__mmask16)(n_valid >= V ? 0xFFFFu : (1u << n_valid) - 1u);
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            const __m512 out = activate_avx512(acc[r][p], layer->activation, layer->alpha);
+            _mm512_mask_storeu_ps(y + (size_t)r * (size_t)N + (size_t)(col + p * V), mask, out);
+        }
+    }
+}
+
+/* Every (rows, panels) shape the driver can ask for, each with constant loop bounds. */
+__attribute__((target("avx512f")))
+static void tile_avx512_dispatch(int rows, int panels, const gp_layer *layer,
+                                 const float *x /* (rows, K) */,
+                                 const float *packed /* (panels, K, V) */, int col,
+                                 float *y /* (rows, N) */) {
+    switch ((rows - 1) * MAX_PANELS + (panels - 1)) {
+    case 0: tile_avx512(1, 1, layer, x, packed, col, y); break;
+    case 1: tile_avx512(1, 2, layer, x, packed, col, y); break;
+    case 2: tile_avx512(2, 1, layer, x, packed, col, y); break;
+    case 3: tile_avx512(2, 2, layer, x, packed, col, y); break;
+    case 4: tile_avx512(3, 1, layer, x, packed, col, y); break;
+    case 5: tile_avx512(3, 2, layer, x, packed, col, y); break;
+    case 6: tile_avx512(4, 1, layer, x, packed, col, y); break;
+    default: tile_avx512(4, 2, layer, x, packed, col, y); break;
+    }
+}
+
+__attribute__((target("avx512f")))
+void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                             float *y /* (rows, N) */) {
+    const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
+    const int n_panels = (layer->out_width + V - 1) / V;
+    /* panel-major: a pair of panels (2 * K * V floats) stays hot in cache across all row blocks */
+    for (int p = 0; p < n_panels; p += MAX_PANELS) {
+        const int panels = n_panels - p < MAX_PANELS ? n_panels - p : MAX_PANELS;
+        const float *packed = layer->packed_weight + (size_t)p * K * V;
+        for (int r = 0; r < rows; r += MAX_ROWS) {
+            const int block = rows - r < MAX_ROWS ? rows - r : MAX_ROWS;
+            tile_avx512_dispatch(block, panels, layer, x + (size_t)r * K, packed, p * V,
+                                 y + (size_t)r * N);
+        }
+    }
+}
+
+#else
+typedef int gp_dense_stack_avx512_unused; /* ISO C wants a non-empty translation unit */
+#endif /* GP_HAVE_X86 */

@@ -1,0 +1,91 @@
+/* ganpack_kernel.h: a fused dense stack, y = act_L(... act_1(x W_1^T + b_1) ... W_L^T + b_L).
+ *
+ * Layer l maps widths[l] -> widths[l + 1]. W is (out, in) row-major, as PyTorch nn.Linear and
+ * ONNX Gemm(transB=1) store it; b is (out). The activation is applied while the output is still
+ * in registers. Input (batch, widths[0]) and output (batch, widths[n_layers]) are float32,
+ * row-major, contiguous, and must not overlap.
+ *
+ * Life cycle: gp_stack_create, then gp_stack_set_layer once per layer (it copies and repacks the
+ * weights, so the caller's arrays may be freed afterwards), then gp_stack_run any number of times,
+ * then gp_stack_free. gp_stack_run does not modify the stack, so any number of threads may run
+ * the same stack at once; set_layer and free must not overlap any other call on that stack.
+ * There is no global mutable state. Every function reports errors through its return value.
+ *
+ * Activations: identity; leaky_relu(x) = x >= 0 ? x : alpha * x with alpha finite in [0, 1)
+ * (= max(alpha * x, x) = torch leaky_relu); relu; tanh; sigmoid. alpha must be 0 for every
+ * activation but leaky_relu. tanh and sigmoid are vectorized approximations; the C tests measure
+ * them against double precision over [-20, 20] step 1e-4 plus |x| up to FLT_MAX, every ISA:
+ *   max |error|  tanh 9.6e-8 (portable 8.9e-8), sigmoid 8.9e-8; the tests fail above 1e-6.
+ * Large |x| saturates: tanh to exactly +-1, sigmoid to exactly 1 and to <= 2e-22 for x <= -50.
+ *
+ * ISA: chosen per stack at create time. GP_ISA_AUTO takes the best this CPU supports; asking
+ * for one it lacks gives GP_ERR_UNSUPPORTED_ISA. Every path computes the same function; results
+ * may differ between paths in the last bits (FMA, summation order), never between threads or runs.
+ *
+ * This file is also the cffi cdef: a build script drops every line starting with '#', so the
+ * declarations below use plain C types and no macros.
+ */
+#ifndef GANPACK_KERNEL_H
+#define GANPACK_KERNEL_H
+
+typedef struct gp_stack gp_stack; /* opaque: owns the repacked weights */
+
+typedef enum {
+    GP_OK = 0,
+    GP_ERR_NULL = 1,            /* a required pointer was NULL */
+    GP_ERR_SHAPE = 2,           /* n_layers, a width, a layer index or batch out of range */
+    GP_ERR_ACTIVATION = 3,      /* unknown activation code */
+    GP_ERR_ALPHA = 4,           /* leaky_relu alpha not in [0, 1); nonzero alpha elsewhere */
+    GP_ERR_NOMEM = 5,           /* an allocation failed */
+    GP_ERR_UNSUPPORTED_ISA = 6, /* unknown ISA code, or one this CPU (or this build) lacks */
+    GP_ERR_INCOMPLETE = 7       /* gp_stack_run before every layer was set */
+} gp_status;
+
+typedef enum {
+    GP_ACT_IDENTITY = 0,
+    GP_ACT_LEAKY_RELU = 1,
+    GP_ACT_RELU = 2,
+    GP_ACT_TANH = 3,
+    GP_ACT_SIGMOID = 4
+} gp_activation;
+
+typedef enum {
+    GP_ISA_AUTO = -1,     /* only as a request to gp_stack_create */
+    GP_ISA_PORTABLE = 0,  /* plain C */
+    GP_ISA_AVX2_FMA = 1,  /* x86 AVX2 + FMA3, 8 floats per vector */
+    GP_ISA_AVX512 = 2     /* x86 AVX-512F, 16 floats per vector */
+} gp_isa;
+
+/* Limits checked by gp_stack_create: 1 <= n_layers <= 64, 1 <= widths[i] <= 1048576 (1 << 20). */
+
+/* Creates a stack with no layers set yet. On success *out owns it (free with gp_stack_free);
+   on failure *out is set to NULL when out itself is not NULL. */
+gp_status gp_stack_create(int n_layers, const int *widths /* (n_layers + 1) */,
+                          int isa /* gp_isa */, gp_stack **out);
+
+/* Copies and repacks layer `layer` (0-based); calling it again replaces that layer. */
+gp_status gp_stack_set_layer(gp_stack *stack, int layer,
+                             const float *weight /* (widths[layer + 1], widths[layer]) row-major */,
+                             const float *bias /* (widths[layer + 1]) */,
+                             int activation /* gp_activation */, float alpha);
+
+/* output = stack(input). batch 0 does nothing (input and output may then be NULL). */
+gp_status gp_stack_run(const gp_stack *stack, const float *input /* (batch, widths[0]) */,
+                       int batch, float *output /* (batch, widths[n_layers]) */);
+
+/* Frees the stack and its weights; NULL is a no-op. */
+void gp_stack_free(gp_stack *stack);
+
+/* The gp_isa this stack runs with (never GP_ISA_AUTO), or -1 for NULL. */
+int gp_stack_isa(const gp_stack *stack);
+
+/* The best gp_isa this CPU and this build support. */
+int gp_best_isa(void);
+
+/* "portable", "avx2_fma", "avx512", "auto"; "unknown" for other codes. Static strings. */
+const char *gp_isa_name(int isa);
+
+/* A one-line English description of a gp_status; "unknown status" for other codes. Static. */
+const char *gp_status_message(int status);
+
+#endif /* GANPACK_KERNEL_H */

@@ -1,0 +1,550 @@
+/* test_kernel.c: every ISA path of the dense stack against a naive double-precision reference.
+ *
+ * Tolerance, per output element: |kernel - reference| <= 1e-5 * (1 + S), where
+ * S = |b_j| + sum_k |x_k W_jk| is the magnitude of the terms summed in double (so it scales with
+ * the rounding error a float sum of those terms can make); every activation is 1-Lipschitz, and
+ * the tanh / sigmoid approximations add at most GP_TEST_ACT_BOUND. For stacks, S is that of the
+ * last layer, and x the reference's own double activations.
+ *
+ * Sections: helpers; single layers over a grid of shapes x batches x activations; whole stacks;
+ * tanh / sigmoid error sweep; API contract (every status code, replacement, batch independence,
+ * output bounds); 8 threads sharing one stack. Last line: "N passed, M failed".
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "ganpack_kernel.h"
+
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GP_TEST_RTOL 1e-5
+#define GP_TEST_ACT_BOUND 1e-6 /* required max |error| of tanh and sigmoid */
+#define N_ISAS 3
+
+/* ---------------------------------------------------------------- helpers */
+
+typedef struct {
+    int passed;
+    int failed;
+} test_counts;
+
+static void check(test_counts *counts, int ok, const char *what) {
+    if (ok) {
+        counts->passed++;
+    } else {
+        counts->failed++;
+        printf("FAIL: %s\n", what);
+    }
+}
+
+typedef struct {
+    uint64_t state;
+} rng;
+
+static uint64_t rng_next(rng *g) { /* splitmix64 */
+    uint64_t z = (g->state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float rng_uniform(rng *g, float low, float high) { /* in [low, high) */
+    const float unit = (float)(rng_next(g) >> 40) / 16777216.0f;
+    return low + (high - low) * unit;
+}
+
+static float *random_floats(rng *g, size_t count, float low, float high) {
+    float *values = malloc((count ? count : 1) * sizeof(float));
+    if (values == NULL) {
+        printf("FAIL: test out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < count; i++) values[i] = rng_uniform(g, low, high);
+    return values;
+}
+
+typedef struct {
+    int activation;
+    float alpha;
+    const char *name;
+} act_config;
+
+static const act_config ACTS[] = {
+    {GP_ACT_IDENTITY, 0.0f, "identity"},     {GP_ACT_LEAKY_RELU, 0.0f, "leaky_relu(0)"},
+    {GP_ACT_LEAKY_RELU, 0.01f, "leaky_relu(0.01)"}, {GP_ACT_LEAKY_RELU, 0.2f, "leaky_relu(0.2)"},
+    {GP_ACT_RELU, 0.0f, "relu"},             {GP_ACT_TANH, 0.0f, "tanh"},
+    {GP_ACT_SIGMOID, 0.0f, "sigmoid"},
+};
+#define N_ACTS ((int)(sizeof ACTS / sizeof ACTS[0]))
+
+static double ref_activation(double v, int activation, double alpha) {
+    switch (activation) {
+    case GP_ACT_LEAKY_RELU: return v >= 0.0 ? v : alpha * v;
+    case GP_ACT_RELU: return v < 0.0 ? 0.0 : v;
+    case GP_ACT_TANH: return tanh(v);
+    case GP_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    default: return v;
+    }
+}
+
+/* One layer in double: y (rows, N) = act(x W^T + b), scale (rows, N) = |b| + sum |x W|. */
+static void ref_layer(const double *x /* (rows, K) */, int rows, int K, int N,
+                      const float *weight /* (N, K) */, const float *bias /* (N) */,
+                      act_config act, double *y /* (rows, N) */, double *scale /* (rows, N) */) {
+    for (int r = 0; r < rows; r++) {
+        for (int j = 0; j < N; j++) {
+            double sum = bias[j], magnitude = fabs((double)bias[j]);
+            for (int k = 0; k < K; k++) {
+                const double term = x[(size_t)r * (size_t)K + (size_t)k] *
+                                    (double)weight[(size_t)j * (size_t)K + (size_t)k];
+                sum += term;
+                magnitude += fabs(term);
+            }
+            y[(size_t)r * (size_t)N + (size_t)j] = ref_activation(sum, act.activation, act.alpha);
+            scale[(size_t)r * (size_t)N + (size_t)j] = magnitude;
+        }
+    }
+}
+
+/* Largest |got - want| / tolerance; <= 1 passes. NaN in got counts as a failure. */
+static double worst_ratio(const float *got, const double *want, const double *scale, size_t n) {
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double error = fabs((double)got[i] - want[i]);
+        const double ratio = error / (GP_TEST_RTOL * (1.0 + scale[i]) + GP_TEST_ACT_BOUND);
+        if (!(ratio <= worst)) worst = ratio; /* also catches NaN */
+    }
+    return worst;
+}
+
+/* A stack of the given widths and per-layer activations; NULL if this CPU lacks the ISA. */
+static gp_stack *make_stack(test_counts *counts, int n_layers, const int *widths, int isa,
+                            float *const *weights, float *const *biases, const act_config *acts) {
+    gp_stack *stack = NULL;
+    const gp_status status = gp_stack_create(n_layers, widths, isa, &stack);
+    if (status == GP_ERR_UNSUPPORTED_ISA) return NULL;
+    check(counts, status == GP_OK, "gp_stack_create");
+    if (status != GP_OK) return NULL;
+    for (int l = 0; l < n_layers; l++) {
+        const gp_status set = gp_stack_set_layer(stack, l, weights[l], biases[l],
+                                                 acts[l].activation, acts[l].alpha);
+        check(counts, set == GP_OK, "gp_stack_set_layer");
+    }
+    return stack;
+}
+
+/* Runs every supported ISA on `input` and compares with the reference output. Returns the worst
+   tolerance ratio seen; the output gets a canary tail that must survive the run. */
+static double run_all_isas(test_counts *counts, const char *label, int n_layers, const int *widths,
+                           float *const *weights, float *const *biases, const act_config *acts,
+                           const float *input, int batch, const double *want,
+                           const double *scale) {
+    const size_t n_out = (size_t)batch * (size_t)widths[n_layers];
+    const size_t n_in = (size_t)batch * (size_t)widths[0];
+    float *input_copy = malloc((n_in ? n_in : 1) * sizeof(float));
+    float *output = malloc((n_out + 16) * sizeof(float));
+    if (input_copy == NULL || output == NULL) exit(1);
+    if (n_in) memcpy(input_copy, input, n_in * sizeof(float));
+    double worst = 0.0;
+    char what[256];
+    for (int isa = 0; isa < N_ISAS; isa++) {
+        gp_stack *stack = make_stack(counts, n_layers, widths, isa, weights, biases, acts);
+        if (stack == NULL) continue;
+        for (size_t i = 0; i < n_out + 16; i++) output[i] = -12345.0f;
+        const gp_status status = gp_stack_run(stack, input_copy, batch, output);
+        const double ratio = worst_ratio(output, want, scale, n_out);
+        int canary_ok = 1;
+        for (size_t i = n_out; i < n_out + 16; i++) canary_ok &= output[i] == -12345.0f;
+        snprintf(what, sizeof what, "%s [%s] batch %d: status %d, error/tolerance %.3g, canary %d",
+                 label, gp_isa_name(isa), batch, (int)status, ratio, canary_ok);
+        check(counts, status == GP_OK && ratio <= 1.0 && canary_ok &&
+                          (n_in == 0 || memcmp(input_copy, input, n_in * sizeof(float)) == 0),
+              what);
+        if (ratio > worst) worst = ratio;
+        gp_stack_free(stack);
+    }
+    free(input_copy);
+    free(output);
+    return worst;
+}
+
+/* ---------------------------------------------------------------- single layers */
+
+static void test_single_layers(test_counts *counts, rng *g) {
+    static const int SIZES[] = {1, 3, 7, 16, 17, 100, 128, 784, 1024};
+    static const int BATCHES[] = {0, 1, 3, 17, 64};
+    const int n_sizes = (int)(sizeof SIZES / sizeof SIZES[0]);
+    const int n_batches = (int)(sizeof BATCHES / sizeof BATCHES[0]);
+    double worst = 0.0;
+    int cases = 0;
+    for (int a = 0; a < n_sizes; a++) {
+        for (int b = 0; b < n_sizes; b++) {
+            const int K = SIZES[a], N = SIZES[b];
+            const float limit = 1.0f / sqrtf((float)K); /* nn.Linear's default init range */
+            float *weight = random_floats(g, (size_t)N * (size_t)K, -limit, limit);
+            float *bias = random_floats(g, (size_t)N, -limit, limit);
+            const int widths[2] = {K, N};
+            for (int bi = 0; bi < n_batches; bi++) {
+                const int batch = BATCHES[bi];
+                /* every activation meets every shape across the batches of this grid */
+                const act_config act = ACTS[(a * n_sizes + b + bi) % N_ACTS];
+                float *x = random_floats(g, (size_t)batch * (size_t)K, -2.0f, 2.0f);
+                double *xd = malloc(((size_t)batch * (size_t)K + 1) * sizeof(double));
+                double *want = malloc(((size_t)batch * (size_t)N + 1) * sizeof(double));
+                double *scale = malloc(((size_t)batch * (size_t)N + 1) * sizeof(double));
+                if (xd == NULL || want == NULL || scale == NULL) exit(1);
+                for (size_t i = 0; i < (size_t)batch * (size_t)K; i++) xd[i] = x[i];
+                ref_layer(xd, batch, K, N, weight, bias, act, want, scale);
+                char label[128];
+                snprintf(label, sizeof label, "layer %d->%d %s", K, N, act.name);
+                const double ratio = run_all_isas(counts, label, 1, widths, &weight, &bias, &act,
+                                                  x, batch, want, scale);
+                if (ratio > worst) worst = ratio;
+                cases++;
+                free(x);
+                free(xd);
+                free(want);
+                free(scale);
+            }
+            free(weight);
+            free(bias);
+        }
+    }
+    printf("single layers: %d cases x ISAs, worst error/tolerance %.3g\n", cases, worst);
+}
+
+/* ---------------------------------------------------------------- whole stacks */
+
+static void test_stack(test_counts *counts, rng *g, const char *label, int n_layers,
+                       const int *widths, const act_config *acts, int batch) {
+    float *weights[8], *biases[8];
+    const size_t max_width = 2048;
+    double *xd = calloc((size_t)batch * max_width, sizeof(double));
+    double *yd = calloc((size_t)batch * max_width, sizeof(double));
+    double *scale = calloc((size_t)batch * max_width, sizeof(double));
+    if (xd == NULL || yd == NULL || scale == NULL) exit(1);
+    float *x = random_floats(g, (size_t)batch * (size_t)widths[0], -2.0f, 2.0f);
+    for (size_t i = 0; i < (size_t)batch * (size_t)widths[0]; i++) xd[i] = x[i];
+    for (int l = 0; l < n_layers; l++) {
+        const float limit = 1.0f / sqrtf((float)widths[l]);
+        weights[l] = random_floats(g, (size_t)widths[l + 1] * (size_t)widths[l], -limit, limit);
+        biases[l] = random_floats(g, (size_t)widths[l + 1], -limit, limit);
+        ref_layer(xd, batch, widths[l], widths[l + 1], weights[l], biases[l], acts[l], yd, scale);
+        double *swap = xd;
+        xd = yd;
+        yd = swap;
+    }
+    const double ratio = run_all_isas(counts, label, n_layers, widths, weights, biases, acts, x,
+                                      batch, xd, scale);
+    printf("stack %s batch %d: worst error/tolerance %.3g\n", label, batch, ratio);
+    for (int l = 0; l < n_layers; l++) {
+        free(weights[l]);
+        free(biases[l]);
+    }
+    free(x);
+    free(xd);
+    free(yd);
+    free(scale);
+}
+
+static void test_stacks(test_counts *counts, rng *g) {
+    const act_config leaky = ACTS[3], tanh_act = ACTS[5], sigmoid_act = ACTS[6];
+    const int generator[3] = {100, 128, 784};
+    const act_config generator_acts[2] = {leaky, tanh_act};
+    const int discriminator[3] = {784, 128, 1};
+    const act_config discriminator_acts[2] = {leaky, sigmoid_act};
+    const int deep[8] = {3, 17, 1, 16, 100, 7, 1024, 5};
+    const act_config deep_acts[7] = {ACTS[0], ACTS[1], ACTS[2], ACTS[3], ACTS[4], ACTS[5], ACTS[6]};
+    static const int BATCHES[] = {1, 3, 17, 64, 150};
+    for (int i = 0; i < (int)(sizeof BATCHES / sizeof BATCHES[0]); i++) {
+        test_stack(counts, g, "generator 100-128-784", 2, generator, generator_acts, BATCHES[i]);
+        test_stack(counts, g, "discriminator 784-128-1", 2, discriminator, discriminator_acts,
+                   BATCHES[i]);
+        test_stack(counts, g, "deep 3-17-1-16-100-7-1024-5", 7, deep, deep_acts, BATCHES[i]);
+    }
+}
+
+/* ---------------------------------------------------------------- tanh / sigmoid sweep */
+
+/* A 1 -> M layer with input 1, bias 0 and W[j][0] = x_j gives act(x_j) exactly: fma(1, x, 0) = x.
+   Sweeps [-20, 20] step 1e-4, then magnitudes up to FLT_MAX, on every lane of every ISA. */
+static void test_activation_sweep(test_counts *counts) {
+    static const float EXTREMES[] = {0.0f,    1e-30f,  1e-38f,   1e-45f,  1e-7f,  1e-4f,
+                                     0.1249999f, 0.125f, 9.0f,  9.9999f, 10.0f,  10.0001f,
+                                     21.0f,   30.0f,   44.0f,    50.0f,   87.0f,  88.0f,
+                                     88.7f,   89.0f,   100.0f,   1e3f,    1e10f,  1e30f,
+                                     FLT_MAX};
+    const int n_extremes = (int)(sizeof EXTREMES / sizeof EXTREMES[0]);
+    const int n_sweep = 400001;
+    const int M = n_sweep + 2 * n_extremes;
+    float *x = malloc((size_t)M * sizeof(float));
+    float *y = malloc((size_t)M * sizeof(float));
+    float *zero_bias = calloc((size_t)M, sizeof(float));
+    if (x == NULL || y == NULL || zero_bias == NULL) exit(1);
+    for (int i = 0; i < n_sweep; i++) x[i] = (float)(-20.0 + 1e-4 * i);
+    for (int i = 0; i < n_extremes; i++) {
+        x[n_sweep + 2 * i] = EXTREMES[i];
+        x[n_sweep + 2 * i + 1] = -EXTREMES[i];
+    }
+    const int widths[2] = {1, M};
+    const float one = 1.0f;
+    const int acts[2] = {GP_ACT_TANH, GP_ACT_SIGMOID};
+    for (int isa = 0; isa < N_ISAS; isa++) {
+        gp_stack *stack = NULL;
+        if (gp_stack_create(1, widths, isa, &stack) != GP_OK) continue;
+        for (int a = 0; a < 2; a++) {
+            check(counts, gp_stack_set_layer(stack, 0, x, zero_bias, acts[a], 0.0f) == GP_OK,
+                  "sweep set_layer");
+            check(counts, gp_stack_run(stack, &one, 1, y) == GP_OK, "sweep run");
+            double worst = 0.0, worst_at = 0.0;
+            int saturated = 1;
+            for (int i = 0; i < M; i++) {
+                const double want = acts[a] == GP_ACT_TANH ? tanh((double)x[i])
+                                                           : 1.0 / (1.0 + exp(-(double)x[i]));
+                const double error = fabs((double)y[i] - want);
+                if (!(error <= worst)) {
+                    worst = error;
+                    worst_at = x[i];
+                }
+                if (fabs((double)x[i]) >= 50.0) { /* saturated: +-1 for tanh, 1 or ~0 sigmoid */
+                    if (acts[a] == GP_ACT_TANH) saturated &= y[i] == (x[i] > 0 ? 1.0f : -1.0f);
+                    else if (x[i] > 0) saturated &= y[i] == 1.0f;
+                    else saturated &= y[i] >= 0.0f && y[i] <= 2e-22f; /* sigmoid(-50) = 1.9e-22 */
+                }
+            }
+            char what[160];
+            snprintf(what, sizeof what, "%s [%s] max |error| %.3g at x = %.9g (bound %.0e)%s",
+                     acts[a] == GP_ACT_TANH ? "tanh" : "sigmoid", gp_isa_name(isa), worst,
+                     worst_at, GP_TEST_ACT_BOUND, saturated ? "" : ", NOT SATURATED");
+            printf("%s\n", what);
+            check(counts, worst <= GP_TEST_ACT_BOUND && saturated, what);
+        }
+        gp_stack_free(stack);
+    }
+    free(x);
+    free(y);
+    free(zero_bias);
+}
+
+/* ---------------------------------------------------------------- API contract */
+
+static int overcommit_always(void) {
+    /* Linux overcommit mode 1 would "grant" the 4 TiB the NOMEM test asks for. */
+    FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+    if (f == NULL) return 0;
+    const int mode = fgetc(f);
+    fclose(f);
+    return mode == '1';
+}
+
+static void test_api_errors(test_counts *counts) {
+    const int widths[3] = {4, 3, 2};
+    const float weight[12] = {0}, bias[3] = {0}, input[8] = {0};
+    float output[4];
+    gp_stack *stack = (gp_stack *)&stack; /* must be reset to NULL on failure */
+
+    check(counts, gp_stack_create(2, widths, GP_ISA_AUTO, NULL) == GP_ERR_NULL, "create out NULL");
+    check(counts, gp_stack_create(2, NULL, GP_ISA_AUTO, &stack) == GP_ERR_NULL && !stack,
+          "create widths NULL");
+    check(counts, gp_stack_create(0, widths, GP_ISA_AUTO, &stack) == GP_ERR_SHAPE, "0 layers");
+    check(counts, gp_stack_create(65, widths, GP_ISA_AUTO, &stack) == GP_ERR_SHAPE, "65 layers");
+    const int bad_widths[4][2] = {{0, 3}, {4, -1}, {(1 << 20) + 1, 2}, {4, INT32_MAX}};
+    for (int i = 0; i < 4; i++) {
+        check(counts, gp_stack_create(1, bad_widths[i], GP_ISA_AUTO, &stack) == GP_ERR_SHAPE,
+              "bad width");
+    }
+    check(counts, gp_stack_create(3, (const int[]){1 << 20, 1, 1 << 20, 1}, GP_ISA_AUTO, &stack) ==
+                      GP_OK,
+          "widest widths accepted");
+    gp_stack_free(stack);
+    check(counts, gp_stack_create(2, widths, 3, &stack) == GP_ERR_UNSUPPORTED_ISA && !stack,
+          "isa 3");
+    check(counts, gp_stack_create(2, widths, -2, &stack) == GP_ERR_UNSUPPORTED_ISA, "isa -2");
+    for (int isa = gp_best_isa() + 1; isa < N_ISAS; isa++) {
+        check(counts, gp_stack_create(2, widths, isa, &stack) == GP_ERR_UNSUPPORTED_ISA,
+              "an ISA above gp_best_isa is refused");
+    }
+
+    check(counts, gp_stack_create(2, widths, GP_ISA_AUTO, &stack) == GP_OK, "create");
+    check(counts, gp_stack_isa(stack) == gp_best_isa(), "AUTO picks gp_best_isa");
+    check(counts, gp_stack_isa(NULL) == -1, "gp_stack_isa(NULL)");
+    check(counts, gp_stack_run(stack, input, 2, output) == GP_ERR_INCOMPLETE, "no layer set");
+    check(counts, gp_stack_set_layer(NULL, 0, weight, bias, 0, 0.0f) == GP_ERR_NULL, "set NULL");
+    check(counts, gp_stack_set_layer(stack, 0, NULL, bias, 0, 0.0f) == GP_ERR_NULL, "weight NULL");
+    check(counts, gp_stack_set_layer(stack, 0, weight, NULL, 0, 0.0f) == GP_ERR_NULL, "bias NULL");
+    check(counts, gp_stack_set_layer(stack, -1, weight, bias, 0, 0.0f) == GP_ERR_SHAPE, "layer -1");
+    check(counts, gp_stack_set_layer(stack, 2, weight, bias, 0, 0.0f) == GP_ERR_SHAPE, "layer 2");
+    check(counts, gp_stack_set_layer(stack, 0, weight, bias, 5, 0.0f) == GP_ERR_ACTIVATION,
+          "activation 5");
+    check(counts, gp_stack_set_layer(stack, 0, weight, bias, -1, 0.0f) == GP_ERR_ACTIVATION,
+          "activation -1");
+    const float bad_alphas[5] = {-0.01f, 1.0f, 2.0f, NAN, INFINITY};
+    for (int i = 0; i < 5; i++) {
+        check(counts, gp_stack_set_layer(stack, 0, weight, bias, GP_ACT_LEAKY_RELU,
+                                         bad_alphas[i]) == GP_ERR_ALPHA, "bad leaky alpha");
+    }
+    check(counts, gp_stack_set_layer(stack, 0, weight, bias, GP_ACT_RELU, 0.2f) == GP_ERR_ALPHA,
+          "alpha with relu");
+    check(counts, gp_stack_set_layer(stack, 0, weight, bias, GP_ACT_LEAKY_RELU, 0.999f) == GP_OK,
+          "alpha 0.999");
+    check(counts, gp_stack_run(stack, input, 2, output) == GP_ERR_INCOMPLETE, "one layer of two");
+    check(counts, gp_stack_set_layer(stack, 1, weight, bias, GP_ACT_TANH, 0.0f) == GP_OK, "set");
+    check(counts, gp_stack_run(NULL, input, 2, output) == GP_ERR_NULL, "run NULL stack");
+    check(counts, gp_stack_run(stack, NULL, 2, output) == GP_ERR_NULL, "run NULL input");
+    check(counts, gp_stack_run(stack, input, 2, NULL) == GP_ERR_NULL, "run NULL output");
+    check(counts, gp_stack_run(stack, input, -1, output) == GP_ERR_SHAPE, "batch -1");
+    check(counts, gp_stack_run(stack, NULL, 0, NULL) == GP_OK, "batch 0");
+    check(counts, gp_stack_run(stack, input, 2, output) == GP_OK, "run");
+    gp_stack_free(stack);
+    gp_stack_free(NULL);
+
+    if (overcommit_always()) {
+        printf("skipped GP_ERR_NOMEM: the OS overcommits every allocation\n");
+    } else {
+        const int huge[2] = {1 << 20, 1 << 20}; /* 4 TiB of weights */
+        check(counts, gp_stack_create(1, huge, GP_ISA_AUTO, &stack) == GP_OK, "create huge");
+        check(counts, gp_stack_set_layer(stack, 0, weight, bias, 0, 0.0f) == GP_ERR_NOMEM,
+              "GP_ERR_NOMEM");
+        check(counts, gp_stack_run(stack, input, 1, output) == GP_ERR_INCOMPLETE,
+              "failed set_layer leaves the layer unset");
+        gp_stack_free(stack);
+    }
+
+    for (int status = GP_OK; status <= GP_ERR_INCOMPLETE; status++) {
+        const char *message = gp_status_message(status);
+        check(counts, message != NULL && strcmp(message, "unknown status") != 0, "status message");
+    }
+    check(counts, strcmp(gp_status_message(99), "unknown status") == 0, "unknown status message");
+    check(counts, strcmp(gp_isa_name(GP_ISA_PORTABLE), "portable") == 0 &&
+                      strcmp(gp_isa_name(GP_ISA_AVX2_FMA), "avx2_fma") == 0 &&
+                      strcmp(gp_isa_name(GP_ISA_AVX512), "avx512") == 0 &&
+                      strcmp(gp_isa_name(7), "unknown") == 0,
+          "isa names");
+}
+
+/* Replacing a layer takes effect; a row's result does not depend on the batch it came in. */
+static void test_api_semantics(test_counts *counts, rng *g) {
+    const int widths[3] = {37, 45, 19};
+    float *w0 = random_floats(g, 45 * 37, -0.2f, 0.2f), *b0 = random_floats(g, 45, -0.2f, 0.2f);
+    float *w1 = random_floats(g, 19 * 45, -0.2f, 0.2f), *b1 = random_floats(g, 19, -0.2f, 0.2f);
+    float *x = random_floats(g, 70 * 37, -2.0f, 2.0f);
+    float batched[70 * 19], single[19], first[70 * 19];
+    for (int isa = 0; isa < N_ISAS; isa++) {
+        gp_stack *stack = NULL;
+        if (gp_stack_create(2, widths, isa, &stack) != GP_OK) continue;
+        gp_stack_set_layer(stack, 0, w0, b0, GP_ACT_LEAKY_RELU, 0.2f);
+        gp_stack_set_layer(stack, 1, w0, b1, GP_ACT_TANH, 0.0f); /* w0 is big enough: replaced */
+        gp_stack_run(stack, x, 70, first);
+        check(counts, gp_stack_set_layer(stack, 1, w1, b1, GP_ACT_SIGMOID, 0.0f) == GP_OK,
+              "replace layer");
+        check(counts, gp_stack_run(stack, x, 70, batched) == GP_OK, "run after replace");
+        check(counts, memcmp(first, batched, sizeof batched) != 0, "replacement takes effect");
+        int same = 1;
+        for (int r = 0; r < 70; r++) {
+            gp_stack_run(stack, x + r * 37, 1, single);
+            same &= memcmp(single, batched + r * 19, sizeof single) == 0;
+        }
+        check(counts, same, "batch of 70 == 70 batches of 1, bit for bit");
+        gp_stack_free(stack);
+    }
+    free(w0);
+    free(b0);
+    free(w1);
+    free(b1);
+    free(x);
+}
+
+/* ---------------------------------------------------------------- threads */
+
+#define N_THREADS 8
+#define THREAD_BATCH 37
+#define THREAD_ROUNDS 20
+
+typedef struct {
+    const gp_stack *stack;
+    const float *input;    /* (THREAD_BATCH, 100) */
+    const float *expected; /* (THREAD_BATCH, 784) */
+    float *output;         /* (THREAD_BATCH, 784) */
+    int mismatches;
+} thread_job;
+
+static void *thread_main(void *arg) {
+    thread_job *job = arg;
+    for (int round = 0; round < THREAD_ROUNDS; round++) {
+        const size_t n_out = (size_t)THREAD_BATCH * 784;
+        if (gp_stack_run(job->stack, job->input, THREAD_BATCH, job->output) != GP_OK ||
+            memcmp(job->output, job->expected, n_out * sizeof(float)) != 0) {
+            job->mismatches++;
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(test_counts *counts, rng *g) {
+    const int widths[3] = {100, 128, 784};
+    float *w0 = random_floats(g, 128 * 100, -0.1f, 0.1f);
+    float *b0 = random_floats(g, 128, -0.1f, 0.1f);
+    float *w1 = random_floats(g, 784 * 128, -0.09f, 0.09f);
+    float *b1 = random_floats(g, 784, -0.1f, 0.1f);
+    const size_t n_in = (size_t)N_THREADS * THREAD_BATCH * 100;
+    const size_t n_out = (size_t)N_THREADS * THREAD_BATCH * 784;
+    float *input = random_floats(g, n_in, -2.0f, 2.0f);
+    float *expected = malloc(n_out * sizeof(float)), *outputs = malloc(n_out * sizeof(float));
+    if (expected == NULL || outputs == NULL) exit(1);
+    for (int isa = 0; isa < N_ISAS; isa++) {
+        gp_stack *stack = NULL;
+        if (gp_stack_create(2, widths, isa, &stack) != GP_OK) continue;
+        gp_stack_set_layer(stack, 0, w0, b0, GP_ACT_LEAKY_RELU, 0.2f);
+        gp_stack_set_layer(stack, 1, w1, b1, GP_ACT_TANH, 0.0f);
+        for (int t = 0; t < N_THREADS; t++) { /* single-threaded, one slice at a time */
+            gp_stack_run(stack, input + (size_t)t * THREAD_BATCH * 100, THREAD_BATCH,
+                         expected + (size_t)t * THREAD_BATCH * 784);
+        }
+        pthread_t threads[N_THREADS];
+        thread_job jobs[N_THREADS];
+        int started[N_THREADS];
+        for (int t = 0; t < N_THREADS; t++) {
+            jobs[t] = (thread_job){stack, input + (size_t)t * THREAD_BATCH * 100,
+                                   expected + (size_t)t * THREAD_BATCH * 784,
+                                   outputs + (size_t)t * THREAD_BATCH * 784, 0};
+            started[t] = pthread_create(&threads[t], NULL, thread_main, &jobs[t]) == 0;
+            check(counts, started[t], "pthread_create");
+        }
+        int mismatches = 0;
+        for (int t = 0; t < N_THREADS; t++) {
+            if (!started[t]) continue;
+            pthread_join(threads[t], NULL);
+            mismatches += jobs[t].mismatches;
+        }
+        char what[128];
+        snprintf(what, sizeof what, "[%s] %d threads x %d runs on one stack: %d mismatches",
+                 gp_isa_name(isa), N_THREADS, THREAD_ROUNDS, mismatches);
+        check(counts, mismatches == 0, what);
+        gp_stack_free(stack);
+    }
+    free(w0);
+    free(b0);
+    free(w1);
+    free(b1);
+    free(input);
+    free(expected);
+    free(outputs);
+}
+
+int main(void) {
+    test_counts counts = {0, 0};
+    rng g = {20240611u};
+    printf("best ISA on this CPU: %s\n", gp_isa_name(gp_best_isa()));
+    test_api_errors(&counts);
+    test_api_semantics(&counts, &g);
+    test_activation_sweep(&counts);
+    test_single_layers(&counts, &g);
+    test_stacks(&counts, &g);
+    test_threads(&counts, &g);
+    printf("%d passed, %d failed\n", counts.passed, counts.failed);
+    return counts.failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,33 @@
+"""cffi build script (API mode) for ganpack._kernel, the C dense-stack kernel in csrc/.
+
+The declarations come from the real header, csrc/ganpack_kernel.h, with its preprocessor
+lines dropped (cdef reads declarations only). Run by setuptools through `cffi_modules`.
+No -march flags: the kernel picks AVX-512, AVX2+FMA or portable code at run time.
+"""
+
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent.parent
+CSRC = ROOT / "csrc"
+HEADER = CSRC / "ganpack_kernel.h"
+
+
+def declarations() -> str:
+    return "\n".join(line for line in HEADER.read_text().splitlines() if not line.lstrip().startswith("#"))
+
+
+ffi = FFI()
+ffi.cdef(declarations())
+ffi.set_source(
+    "ganpack._kernel",
+    '#include "ganpack_kernel.h"',
+    sources=[str(path.relative_to(ROOT)) for path in sorted(CSRC.glob("*.c")) if path.name != "example.c"],
+    include_dirs=[str(CSRC.relative_to(ROOT))],
+    extra_compile_args=["-O2", "-std=c11", "-fvisibility=hidden"],
+    py_limited_api=True,
+)
+
+if __name__ == "__main__":
+    ffi.compile(verbose=True)

@@ -1,0 +1,20 @@
+"""The onnxruntime backend: an InferenceSession over the package's own .onnx file."""
+
+import numpy as np
+import onnxruntime
+
+from ganpack.dense_stack import DenseStack
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, stack: DenseStack, onnx_path):
+        self.stack = stack
+        self.session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        self.output_names = list(stack.outputs)  # graph output name -> "activated" / "logits"
+
+    def run(self, x: np.ndarray) -> dict:
+        """InferenceSession.run is safe to call from several threads at once."""
+        values = self.session.run(self.output_names, {self.stack.input_name: x})
+        return {self.stack.outputs[name]: value for name, value in zip(self.output_names, values)}

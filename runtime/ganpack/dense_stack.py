@@ -1,0 +1,157 @@
+"""ONNX graph -> a dense stack: the one form every ganpack backend runs.
+
+A dense stack is a chain of layers y = act(x W^T + b). The graph must be exactly such a chain
+from its single input: Gemm (or MatMul then Add), optionally followed by one activation
+(LeakyRelu, Relu, Tanh, Sigmoid). Any other operator, attribute or wiring is refused with an
+UnsupportedGraphError naming the first node that does not fit: never silently ignored.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ganpack.errors import PackageError
+
+ACTIVATIONS = {"LeakyRelu": "leaky_relu", "Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
+
+
+class UnsupportedGraphError(PackageError):
+    """An ONNX graph that is not a plain dense stack."""
+
+
+@dataclass
+class Layer:
+    weight: np.ndarray  # (out, in) float32, C-contiguous
+    bias: np.ndarray  # (out,) float32
+    activation: str  # "identity", "leaky_relu", "relu", "tanh", "sigmoid"
+    alpha: float = 0.0  # leaky_relu slope
+
+
+@dataclass
+class DenseStack:
+    layers: list
+    input_name: str
+    # graph output name -> "activated" (the last layer's activation applied) or "logits" (before it)
+    outputs: dict
+
+    @property
+    def widths(self) -> list:
+        return [self.layers[0].weight.shape[1]] + [layer.weight.shape[0] for layer in self.layers]
+
+
+def _attributes(node) -> dict:
+    import onnx
+
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _check_attributes(node, allowed: dict) -> dict:
+    """Attributes must be known, and those with a required value must have it."""
+    values = _attributes(node)
+    for name, value in values.items():
+        if name not in allowed:
+            raise UnsupportedGraphError(f"node '{node.name}' ({node.op_type}): attribute '{name}' is not supported")
+        required = allowed[name]
+        if required is not None and value != required:
+            raise UnsupportedGraphError(f"node '{node.name}' ({node.op_type}): {name}={value} is not supported "
+                                        f"(only {required})")
+    return values
+
+
+def from_onnx(model) -> DenseStack:
+    """Convert an onnx.ModelProto into a DenseStack (weights copied out as float32)."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise UnsupportedGraphError(f"a dense stack has one input, this graph has {len(inputs)}: {inputs}")
+    consumers = {}
+    for node in graph.node:
+        for name in dict.fromkeys(node.input):  # a node reading a tensor twice consumes it once
+            consumers.setdefault(name, []).append(node)
+
+    def only_consumer(tensor: str):
+        nodes = consumers.get(tensor, [])
+        if len(nodes) > 1:
+            raise UnsupportedGraphError(f"tensor '{tensor}' feeds {len(nodes)} nodes; a dense stack is a chain "
+                                        f"(first: '{nodes[1].name}' ({nodes[1].op_type}))")
+        return nodes[0] if nodes else None
+
+    def weight_of(node, name):
+        if name not in initializers:
+            raise UnsupportedGraphError(f"node '{node.name}' ({node.op_type}): '{name}' is not a constant weight")
+        return initializers[name].astype(np.float32)
+
+    layers, tensor, logits_tensor = [], inputs[0], None
+    node = only_consumer(tensor)
+    visited = set()  # id() of every node the chain walked through
+    while node is not None:
+        visited.add(id(node))
+        if node.op_type == "Gemm":
+            attrs = _check_attributes(node, {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": None})
+            if len(node.input) != 3 or node.input[0] != tensor:
+                raise UnsupportedGraphError(f"node '{node.name}' (Gemm): expected input, weight and bias")
+            weight = weight_of(node, node.input[1])
+            weight = weight if attrs.get("transB", 0) == 1 else weight.T  # always (out, in)
+            bias = weight_of(node, node.input[2])
+        elif node.op_type == "MatMul":
+            _check_attributes(node, {})
+            weight = weight_of(node, node.input[1]).T  # MatMul weights are (in, out)
+            add = only_consumer(node.output[0])
+            if add is None or add.op_type != "Add":
+                found = f"'{add.name}' ({add.op_type})" if add is not None else "nothing"
+                raise UnsupportedGraphError(f"MatMul '{node.name}' must be followed by Add, found {found}")
+            _check_attributes(add, {})
+            bias_name = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+            bias = weight_of(add, bias_name)
+            node = add
+            visited.add(id(node))
+        else:
+            raise UnsupportedGraphError(f"unsupported operator {node.op_type} (node '{node.name}'); "
+                                        "a dense stack has Gemm or MatMul+Add, then LeakyRelu, Relu, Tanh or Sigmoid")
+        if weight.ndim != 2 or bias.shape != (weight.shape[0],):
+            raise UnsupportedGraphError(f"node '{node.name}': weight {weight.shape} and bias {bias.shape} do not fit")
+        if layers and weight.shape[1] != layers[-1].weight.shape[0]:
+            raise UnsupportedGraphError(f"node '{node.name}': input width {weight.shape[1]} does not follow "
+                                        f"the previous layer's {layers[-1].weight.shape[0]}")
+        logits_tensor = node.output[0]
+        layer = Layer(np.ascontiguousarray(weight), np.ascontiguousarray(bias), "identity")
+        tensor, node = node.output[0], only_consumer(node.output[0])
+        if node is not None and node.op_type in ACTIVATIONS:
+            attrs = _check_attributes(node, {"alpha": None} if node.op_type == "LeakyRelu" else {})
+            layer.activation = ACTIVATIONS[node.op_type]
+            layer.alpha = float(attrs.get("alpha", 0.01)) if node.op_type == "LeakyRelu" else 0.0
+            if not 0.0 <= layer.alpha < 1.0:
+                raise UnsupportedGraphError(f"node '{node.name}' (LeakyRelu): alpha {layer.alpha} is outside [0, 1)")
+            visited.add(id(node))
+            tensor, node = node.output[0], only_consumer(node.output[0])
+        layers.append(layer)
+    if not layers:
+        raise UnsupportedGraphError("the graph has no layers")
+    stray = [n for n in graph.node if id(n) not in visited]
+    if stray:
+        raise UnsupportedGraphError(f"unsupported node '{stray[0].name}' ({stray[0].op_type}) outside the dense chain")
+    outputs = {}
+    for output in graph.output:
+        if output.name == tensor:
+            outputs[output.name] = "activated"
+        elif output.name == logits_tensor:
+            outputs[output.name] = "logits"
+        else:
+            raise UnsupportedGraphError(f"graph output '{output.name}' is not the stack's output or its logits")
+    return DenseStack(layers, inputs[0], outputs)
+
+
+def load_dense_stack(path) -> DenseStack:
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as error:  # protobuf decode errors have no common base we can name
+        raise PackageError(f"{path}: not a readable ONNX model: {error}") from None
+    try:
+        return from_onnx(model)
+    except UnsupportedGraphError as error:
+        raise UnsupportedGraphError(f"{path}: {error}") from None

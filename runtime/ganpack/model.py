@@ -1,0 +1,166 @@
+"""The public runtime API: load a model package, sample digits, score images.
+
+    model = ganpack.load("model/")          # or ganpack.load() for the model inside the wheel
+    images = model.sample(64, seed=1)       # uint8 (64, 28, 28); output="float" gives [-1, 1]
+    images = model.generate(z)              # from your own latents (n, latent_dim)
+    p_real = model.score(images)            # (n,) discriminator probabilities
+
+A loaded Model holds no mutable state, so one instance can serve many threads at once.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from ganpack.backends import backend_class, choose_backend
+from ganpack.dense_stack import DenseStack, load_dense_stack
+from ganpack.errors import InputError, PackageError
+from ganpack.grid import to_uint8
+from ganpack.package import verify_package
+
+CHUNK_ROWS = 4096  # rows per backend call: bounds the memory of intermediate activations
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+IMAGE_SIDE = 28
+OUTPUTS = ("uint8", "float")
+
+
+def load(path=None, backend: str = "auto") -> "Model":
+    """Open a model package folder (checksums verified); None opens the one inside ganpack."""
+    return Model(DEFAULT_MODEL if path is None else path, backend)
+
+
+def _check_stack(stack: DenseStack, network, name: str) -> None:
+    """The graph must be the network the manifest describes, layer for layer."""
+    if stack.widths != network.layer_widths:
+        raise PackageError(f"{name}: graph widths {stack.widths} differ from the manifest's {network.layer_widths}")
+    expected = [network.hidden_activation] * (len(stack.layers) - 1) + [network.output_activation]
+    found = [layer.activation for layer in stack.layers]
+    if found != expected:
+        raise PackageError(f"{name}: graph activations {found} differ from the manifest's {expected}")
+
+
+class Model:
+    def __init__(self, package_dir, backend: str = "auto"):
+        self.path = Path(package_dir)
+        self.manifest = verify_package(self.path)
+        generator = load_dense_stack(self.path / self.manifest.generator.file)
+        discriminator = load_dense_stack(self.path / self.manifest.discriminator.file)
+        _check_stack(generator, self.manifest.generator, self.manifest.generator.file)
+        _check_stack(discriminator, self.manifest.discriminator, self.manifest.discriminator.file)
+        self.backend = choose_backend(backend)
+        cls = backend_class(self.backend)
+        self._generator = cls(generator, self.path / self.manifest.generator.file)
+        self._discriminator = cls(discriminator, self.path / self.manifest.discriminator.file)
+        self.latent_dim = self.manifest.latent.dim
+        self.image_dim = generator.widths[-1]
+
+    def __repr__(self) -> str:
+        return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim})"
+
+    # ------------------------------------------------------------------------------------------
+    # latents
+
+    def latents(self, n: int, seed: int | None = None) -> np.ndarray:
+        """(n, latent_dim) float32 drawn as the manifest says, from numpy's PCG64 seeded with
+        `seed`: normal -> mean + std * standard_normal(float32); uniform -> low + (high - low) *
+        random(float32). Drawn in chunks, which gives the same numbers as one draw."""
+        n = _count(n)
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+            raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
+        rng = np.random.default_rng(seed)
+        latent, out = self.manifest.latent, np.empty((n, self.latent_dim), np.float32)
+        for start in range(0, n, CHUNK_ROWS):
+            rows = out[start:start + CHUNK_ROWS]
+            if latent.distribution == "normal":
+                rng.standard_normal(rows.shape, dtype=np.float32, out=rows)
+                rows *= np.float32(latent.parameters["std"])
+                rows += np.float32(latent.parameters["mean"])
+            else:
+                rng.random(rows.shape, dtype=np.float32, out=rows)
+                low, high = latent.parameters["low"], latent.parameters["high"]
+                rows *= np.float32(high - low)
+                rows += np.float32(low)
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # generator
+
+    def sample(self, n: int, seed: int | None = None, output: str = "uint8") -> np.ndarray:
+        """n digits, (n, 28, 28): uint8 pixels by default, or float32 in [-1, 1]."""
+        return self.generate(self.latents(n, seed), output)
+
+    def generate(self, z, output: str = "uint8") -> np.ndarray:
+        """Digits from caller-provided latents z of shape (n, latent_dim)."""
+        if output not in OUTPUTS:
+            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+        z = _as_float32_rows(z, self.latent_dim, "z")
+        images = self._run(self._generator, z, "activated")  # (n, 784) in [-1, 1]
+        images = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+        return to_uint8(images) if output == "uint8" else images
+
+    # ------------------------------------------------------------------------------------------
+    # discriminator
+
+    def score(self, images) -> np.ndarray:
+        """The discriminator's probability that each image is real, (n,) float32.
+
+        images: uint8 pixels (n, 28, 28) or (n, 784), mapped to [-1, 1] as x / 127.5 - 1;
+        or floats already in [-1, 1] (other real dtypes are converted to float32)."""
+        images = np.asarray(images)
+        if images.dtype == np.uint8:
+            images = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+        if images.ndim == 3:
+            if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+                raise InputError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
+            images = images.reshape(len(images), -1)
+        rows = _as_float32_rows(images, self.image_dim, "images")
+        if rows.size and (rows.min() < -1.0 - 1e-6 or rows.max() > 1.0 + 1e-6):
+            raise InputError(f"float images must lie in [-1, 1], got values in [{rows.min()}, {rows.max()}]; "
+                             "pass uint8 pixels to have them rescaled")
+        logits = self._run(self._discriminator, rows, "logits")  # (n, 1)
+        from ganpack.backends.activations import sigmoid
+
+        return sigmoid(logits[:, 0])
+
+    # ------------------------------------------------------------------------------------------
+
+    def _run(self, backend, rows: np.ndarray, kind: str) -> np.ndarray:
+        """Run `backend` over (n, in) rows in chunks of CHUNK_ROWS; returns the `kind` output."""
+        width = backend.stack.widths[-1]
+        out = np.empty((len(rows), width), np.float32)
+        for start in range(0, len(rows), CHUNK_ROWS):
+            result = backend.run(rows[start:start + CHUNK_ROWS])
+            out[start:start + CHUNK_ROWS] = result[kind] if kind in result else _activate(backend, result)
+        return out
+
+
+def _activate(backend, result: dict) -> np.ndarray:
+    """The activated output from logits, for backends that returned only the logits."""
+    from ganpack.backends import activations
+
+    last = backend.stack.layers[-1]
+    return activations.apply(result["logits"], last.activation, last.alpha)
+
+
+def _count(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise InputError(f"n must be a non-negative integer, got {n!r}")
+    return int(n)
+
+
+def _as_float32_rows(values, width: int, name: str) -> np.ndarray:
+    """Validate and convert to a C-contiguous float32 (n, width) array.
+
+    The one conversion rule: any real numeric dtype (float16/64, integers) becomes float32;
+    bool, complex, object and string arrays are refused. Non-finite values are refused."""
+    array = np.asarray(values)
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.floating)
+                                       or np.issubdtype(array.dtype, np.integer)):
+        raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim != 2 or array.shape[1] != width:
+        raise InputError(f"{name} must have shape (n, {width}), got {array.shape}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise InputError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at row {bad[0]}, column {bad[1]}")
+    return array

@@ -1,0 +1,84 @@
+"""The C kernel through Python: every ISA this CPU has against numpy, argument checks before C,
+and the C test suite itself, strict and under AddressSanitizer + UndefinedBehaviorSanitizer."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ganpack.backends import BackendError
+from ganpack.backends.numpy_backend import NumpyBackend
+from ganpack.dense_stack import DenseStack, Layer
+
+kernel = pytest.importorskip("ganpack.backends.c_backend", reason="the C kernel is not built")
+CSRC = Path(__file__).resolve().parent.parent / "csrc"
+ISAS = [name for name, code in (("portable", 0), ("avx2_fma", 1), ("avx512", 2))
+        if code <= kernel.lib.gp_best_isa()]
+
+
+def random_stack(widths, activations, alpha=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    layers = [Layer(rng.normal(0, 1 / np.sqrt(a), (b, a)).astype(np.float32), rng.normal(0, 0.1, b).astype(np.float32),
+                    act, alpha if act == "leaky_relu" else 0.0)
+              for a, b, act in zip(widths[:-1], widths[1:], activations)]
+    return DenseStack(layers, "x", {"y": "activated"})
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("widths, activations", [
+    ([100, 128, 784], ["leaky_relu", "tanh"]),
+    ([784, 128, 1], ["leaky_relu", "sigmoid"]),
+    ([7, 17, 3, 5], ["relu", "identity", "leaky_relu"]),
+    ([1, 1], ["sigmoid"]),
+    ([64, 1024, 33], ["tanh", "leaky_relu"]),
+])
+def test_every_isa_matches_numpy(isa, widths, activations):
+    stack = random_stack(widths, activations)
+    native = kernel.NativeStack(stack, isa)
+    assert native.isa == isa
+    reference = NumpyBackend(stack)
+    rng = np.random.default_rng(1)
+    for batch in (0, 1, 3, 17, 100):
+        x = rng.normal(size=(batch, widths[0])).astype(np.float32)
+        expected = reference.run(x)["activated"]
+        assert np.abs(native.run(x) - expected).max(initial=0) <= 1e-5 * max(1.0, np.abs(expected).max(initial=0))
+
+
+def test_arguments_are_checked_before_c():
+    native = kernel.NativeStack(random_stack([4, 3], ["tanh"]))
+    x = np.zeros((2, 4), np.float32)
+    for bad in (x.astype(np.float64), x[:, :3], np.zeros((2, 8), np.float32)[:, ::2], [[0.0] * 4]):
+        with pytest.raises(BackendError):
+            native.run(bad)
+    with pytest.raises(BackendError, match="out must be"):
+        native.run(x, out=np.zeros((2, 2), np.float32))
+    out = np.zeros((2, 3), np.float32)
+    assert native.run(x, out=out) is out
+    with pytest.raises(BackendError, match="unknown ISA"):
+        kernel.NativeStack(random_stack([4, 3], ["tanh"]), isa="sse9")
+
+
+def test_c_status_codes_become_exceptions():
+    bad = random_stack([4, 3], ["leaky_relu"])
+    bad.layers[0].alpha = float("nan")  # the C side refuses it; Python passes it through
+    with pytest.raises(BackendError, match="alpha"):
+        kernel.NativeStack(bad)
+
+
+def test_kernel_isa_is_reported():
+    assert kernel.kernel_isa() in ("portable", "avx2_fma", "avx512")
+
+
+needs_make = pytest.mark.skipif(not (shutil.which("make") and shutil.which("gcc")), reason="needs make and gcc")
+
+
+@needs_make
+@pytest.mark.parametrize("target", ["test", "sanitize"])
+def test_c_suite(target, tmp_path):
+    source = tmp_path / "csrc"  # a copy: the build folder stays out of the checkout
+    shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build"))
+    result = subprocess.run(["make", "-C", str(source), target], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert " 0 failed" in result.stdout

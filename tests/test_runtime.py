@@ -1,0 +1,204 @@
+"""The runtime API: every backend against the PyTorch reference, latents, bad input, packages,
+threads, and the model shipped inside ganpack."""
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import ganpack
+import ganpack.model as model_module
+from ganpack.errors import InputError, PackageError
+from ganpack.manifest import ManifestError
+from packages import ARCHITECTURES, make_package
+
+BACKENDS = ganpack.available_backends()
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    root = tmp_path_factory.mktemp("packages")
+    return {name: make_package(root / name, name, seed=index) for index, name in enumerate(ARCHITECTURES)}
+
+
+@pytest.fixture(scope="module")
+def default_package(packages):
+    return packages["default"][0]
+
+
+def test_numpy_and_onnxruntime_are_always_there():
+    assert {"numpy", "onnxruntime"} <= set(BACKENDS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("architecture", list(ARCHITECTURES))
+def test_backend_matches_pytorch(packages, architecture, backend):
+    path, generator, discriminator = packages[architecture]
+    model = ganpack.load(path, backend=backend)
+    assert model.backend == backend
+    for batch in (1, 3, 17, 1000):
+        z = model.latents(batch, seed=batch)
+        with torch.no_grad():
+            reference, _ = generator(torch.from_numpy(z))
+            probability, _ = discriminator(reference)
+        images = model.generate(z, output="float")
+        assert images.shape == (batch, 28, 28) and images.dtype == np.float32
+        assert np.abs(images.reshape(batch, -1) - reference.numpy()).max() <= TOLERANCE
+        scores = model.score(reference.numpy())
+        assert scores.shape == (batch,)
+        assert np.abs(scores - probability.numpy()[:, 0]).max() <= TOLERANCE
+
+
+def test_backends_agree_on_seeded_samples(default_package):
+    results = {name: ganpack.load(default_package, backend=name).sample(50, seed=3, output="float")
+               for name in BACKENDS}
+    reference = results["numpy"]
+    for name, images in results.items():
+        assert np.abs(images - reference).max() <= TOLERANCE, name
+
+
+def test_auto_picks_the_fastest_available(default_package):
+    assert ganpack.load(default_package).backend == BACKENDS[0]
+
+
+def test_latents_follow_the_manifest(default_package):
+    model = ganpack.load(default_package, backend="numpy")
+    z = model.latents(20000, seed=0)
+    assert z.dtype == np.float32 and z.shape == (20000, 100)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert np.array_equal(z[:5], model.latents(5, seed=0))  # chunked draws are one stream
+    assert not np.array_equal(model.latents(5, seed=0), model.latents(5, seed=1))
+    expected = np.random.default_rng(7).standard_normal((3, 100), dtype=np.float32)
+    assert np.array_equal(model.latents(3, seed=7), expected)  # the documented rule, exactly
+
+
+def test_uniform_latents(tmp_path, default_package):
+    copy = tmp_path / "uniform"
+    shutil.copytree(default_package, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["latent"] = {"dim": 100, "distribution": "uniform", "parameters": {"low": -1.0, "high": 1.0}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    z = ganpack.load(copy, backend="numpy").latents(10000, seed=0)
+    assert z.min() >= -1 and z.max() <= 1 and abs(z.std() - (1 / 3) ** 0.5) < 0.01
+
+
+def test_sample_outputs(default_package):
+    model = ganpack.load(default_package, backend="numpy")
+    pixels = model.sample(4, seed=1)
+    assert pixels.dtype == np.uint8 and pixels.shape == (4, 28, 28)
+    floats = model.sample(4, seed=1, output="float")
+    assert np.array_equal(pixels, np.clip(np.rint((floats + 1) * 127.5), 0, 255).astype(np.uint8))
+    assert model.sample(0).shape == (0, 28, 28)
+    assert model.score(np.zeros((0, 784), np.float32)).shape == (0,)
+
+
+def test_score_accepts_pixels_and_floats(default_package):
+    model = ganpack.load(default_package, backend="numpy")
+    pixels = model.sample(5, seed=2)
+    from_pixels = model.score(pixels)
+    from_floats = model.score(pixels.astype(np.float32).reshape(5, 784) / 127.5 - 1)
+    assert np.allclose(from_pixels, from_floats) and ((0 < from_pixels) & (from_pixels < 1)).all()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.generate(np.full((2, 100), np.nan, np.float32)), "non-finite"),
+    (lambda m: m.generate(np.full((2, 100), np.inf)), "non-finite"),
+    (lambda m: m.generate(np.zeros((2, 99), np.float32)), r"shape \(n, 100\)"),
+    (lambda m: m.generate(np.zeros(100, np.float32)), r"shape \(n, 100\)"),
+    (lambda m: m.generate(np.zeros((2, 100), np.complex64)), "real numbers"),
+    (lambda m: m.generate(np.zeros((2, 100), bool)), "real numbers"),
+    (lambda m: m.generate([["a"] * 100]), "real numbers"),
+    (lambda m: m.generate(np.zeros((2, 100)), output="jpeg"), "output"),
+    (lambda m: m.sample(-1), "non-negative"),
+    (lambda m: m.sample(2.5), "non-negative"),
+    (lambda m: m.sample(True), "non-negative"),
+    (lambda m: m.sample(2, seed=-3), "seed"),
+    (lambda m: m.score(np.full((1, 784), 3.0, np.float32)), r"\[-1, 1\]"),
+    (lambda m: m.score(np.zeros((1, 27, 27), np.uint8)), "28, 28"),
+])
+def test_bad_input_is_a_clear_error(default_package, call, message):
+    for backend in BACKENDS:
+        with pytest.raises(InputError, match=message):
+            call(ganpack.load(default_package, backend=backend))
+
+
+def test_other_dtypes_and_layouts_are_converted(default_package):
+    model = ganpack.load(default_package, backend=BACKENDS[0])
+    z = model.latents(6, seed=4)
+    expected = model.generate(z, output="float")
+    wide = np.zeros((6, 200), np.float64)
+    wide[:, ::2] = z  # a non-contiguous float64 view
+    assert np.abs(model.generate(wide[:, ::2], output="float") - expected).max() <= TOLERANCE
+    assert model.generate(np.zeros((2, 100), np.int32)).shape == (2, 28, 28)
+
+
+def test_large_n_is_chunked(default_package, monkeypatch):
+    model = ganpack.load(default_package, backend=BACKENDS[0])
+    whole = model.sample(1000, seed=5, output="float")
+    monkeypatch.setattr(model_module, "CHUNK_ROWS", 64)
+    assert np.abs(model.sample(1000, seed=5, output="float") - whole).max() <= TOLERANCE
+
+
+def test_packages_are_checked_on_load(default_package, tmp_path):
+    copy = tmp_path / "pkg"
+    shutil.copytree(default_package, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 9}))
+    with pytest.raises(ManifestError, match="format_version 9"):
+        ganpack.load(copy)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    graph = (copy / "generator.onnx").read_bytes()
+    (copy / "generator.onnx").write_bytes(graph[: len(graph) // 2])  # truncated
+    with pytest.raises(PackageError, match="generator.onnx"):
+        ganpack.load(copy)
+    with pytest.raises(PackageError, match="not a folder"):
+        ganpack.load(tmp_path / "missing")
+
+
+def test_graph_must_match_its_manifest(packages, tmp_path):
+    copy = tmp_path / "pkg"
+    shutil.copytree(packages["default"][0], copy)
+    shutil.copy(packages["three_layers"][0] / "generator.onnx", copy / "generator.onnx")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["generator"]["sha256"] = json.loads(
+        (packages["three_layers"][0] / "manifest.json").read_text())["generator"]["sha256"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="differ from the manifest"):
+        ganpack.load(copy)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_eight_threads_share_one_model(default_package, backend):
+    model = ganpack.load(default_package, backend=backend)
+    batches = [model.latents(size, seed=size) for size in (1, 3, 17, 64, 100, 5, 250, 8)]
+    serial = [model.generate(z, output="float") for z in batches]
+    results, errors = [None] * 8, []
+
+    def work(index):
+        try:
+            for _ in range(20):
+                out = model.generate(batches[index], output="float")
+                assert np.array_equal(out, serial[index])
+            results[index] = out
+        except Exception as error:  # surfaced below: a thread's assertion would otherwise vanish
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert all(np.array_equal(r, s) for r, s in zip(results, serial))
+
+
+def test_the_model_inside_ganpack():
+    model = ganpack.load()
+    assert model.path.name == "default" and model.manifest.provenance["steps"] > 0
+    digits = model.sample(64, seed=1)
+    assert digits.shape == (64, 28, 28) and digits.dtype == np.uint8
+    assert 0.2 < model.score(digits).mean() < 0.8  # the trained discriminator is unsure of good fakes
