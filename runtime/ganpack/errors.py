@@ -42,4 +42,9 @@ def run_command(main, argv: list) -> None:
     except GanpackError as error:
         print(f"error: {error}", file=sys.stderr)
         status = 2
+    except BrokenPipeError:  # `ganpack info | head`: the reader left, which is not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 0
     sys.exit(status)
