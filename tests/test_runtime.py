@@ -202,3 +202,28 @@ def test_the_model_inside_ganpack():
     digits = model.sample(64, seed=1)
     assert digits.shape == (64, 28, 28) and digits.dtype == np.uint8
     assert 0.2 < model.score(digits).mean() < 0.8  # the trained discriminator is unsure of good fakes
+
+
+def test_generate_into_a_caller_array(default_package):
+    model = ganpack.load(default_package, backend=BACKENDS[0])
+    z = model.latents(5, seed=9)
+    out = np.zeros((5, 28, 28), np.float32)
+    assert model.generate(z, output="float", out=out) is not None
+    assert np.array_equal(out, model.generate(z, output="float"))
+    for bad in (np.zeros((5, 28, 28), np.float64), np.zeros((4, 28, 28), np.float32),
+                np.zeros((5, 28, 56), np.float32)[:, :, ::2]):
+        with pytest.raises(InputError, match="out must be"):
+            model.generate(z, output="float", out=bad)
+    with pytest.raises(InputError, match="output='float'"):
+        model.generate(z, out=out)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thread_count_is_accepted_and_checked(default_package, backend):
+    one = ganpack.load(default_package, backend=backend, threads=1)
+    default = ganpack.load(default_package, backend=backend)
+    z = one.latents(100, seed=1)
+    assert np.abs(one.generate(z, output="float") - default.generate(z, output="float")).max() <= TOLERANCE
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="threads"):
+            ganpack.load(default_package, backend=backend, threads=bad)

@@ -24,9 +24,12 @@ IMAGE_SIDE = 28
 OUTPUTS = ("uint8", "float")
 
 
-def load(path=None, backend: str = "auto") -> "Model":
-    """Open a model package folder (checksums verified); None opens the one inside ganpack."""
-    return Model(DEFAULT_MODEL if path is None else path, backend)
+def load(path=None, backend: str = "auto", threads: int | None = None) -> "Model":
+    """Open a model package folder (checksums verified); None opens the one inside ganpack.
+
+    threads: CPU threads a backend may use per call (None: its default). onnxruntime also turns
+    its spin-waiting off when it is given, so idle threads do not burn a core."""
+    return Model(DEFAULT_MODEL if path is None else path, backend, threads)
 
 
 def _check_stack(stack: DenseStack, network, name: str) -> None:
@@ -40,7 +43,9 @@ def _check_stack(stack: DenseStack, network, name: str) -> None:
 
 
 class Model:
-    def __init__(self, package_dir, backend: str = "auto"):
+    def __init__(self, package_dir, backend: str = "auto", threads: int | None = None):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         self.path = Path(package_dir)
         self.manifest = verify_package(self.path)
         generator = load_dense_stack(self.path / self.manifest.generator.file)
@@ -49,8 +54,8 @@ class Model:
         _check_stack(discriminator, self.manifest.discriminator, self.manifest.discriminator.file)
         self.backend = choose_backend(backend)
         cls = backend_class(self.backend)
-        self._generator = cls(generator, self.path / self.manifest.generator.file)
-        self._discriminator = cls(discriminator, self.path / self.manifest.discriminator.file)
+        self._generator = cls(generator, self.path / self.manifest.generator.file, threads=threads)
+        self._discriminator = cls(discriminator, self.path / self.manifest.discriminator.file, threads=threads)
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
 
@@ -89,12 +94,22 @@ class Model:
         """n digits, (n, 28, 28): uint8 pixels by default, or float32 in [-1, 1]."""
         return self.generate(self.latents(n, seed), output)
 
-    def generate(self, z, output: str = "uint8") -> np.ndarray:
-        """Digits from caller-provided latents z of shape (n, latent_dim)."""
+    def generate(self, z, output: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+        """Digits from caller-provided latents z of shape (n, latent_dim).
+
+        out: with output="float", an optional float32 (n, 28, 28) C-contiguous array to write
+        into, so repeated calls allocate nothing."""
         if output not in OUTPUTS:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
         z = _as_float32_rows(z, self.latent_dim, "z")
-        images = self._run(self._generator, z, "activated")  # (n, 784) in [-1, 1]
+        if out is not None:
+            if output != "float":
+                raise InputError("out= is for output='float'")
+            if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.flags.c_contiguous
+                    and out.flags.writeable and out.shape == (len(z), IMAGE_SIDE, IMAGE_SIDE)):
+                raise InputError(f"out must be a writeable C-contiguous float32 array of shape "
+                                 f"{(len(z), IMAGE_SIDE, IMAGE_SIDE)}")
+        images = self._run(self._generator, z, "activated", out)  # (n, 784) in [-1, 1]
         images = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
         return to_uint8(images) if output == "uint8" else images
 
@@ -124,10 +139,13 @@ class Model:
 
     # ------------------------------------------------------------------------------------------
 
-    def _run(self, backend, rows: np.ndarray, kind: str) -> np.ndarray:
+    def _run(self, backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None) -> np.ndarray:
         """Run `backend` over (n, in) rows in chunks of CHUNK_ROWS; returns the `kind` output."""
         width = backend.stack.widths[-1]
-        out = np.empty((len(rows), width), np.float32)
+        out = np.empty((len(rows), width), np.float32) if out is None else out.reshape(len(rows), width)
+        if len(rows) <= CHUNK_ROWS and getattr(backend, "writes_into", None) == kind:
+            backend.run_into(rows, out)  # the common case, without a temporary
+            return out
         for start in range(0, len(rows), CHUNK_ROWS):
             result = backend.run(rows[start:start + CHUNK_ROWS])
             out[start:start + CHUNK_ROWS] = result[kind] if kind in result else _activate(backend, result)
@@ -153,14 +171,22 @@ def _as_float32_rows(values, width: int, name: str) -> np.ndarray:
 
     The one conversion rule: any real numeric dtype (float16/64, integers) becomes float32;
     bool, complex, object and string arrays are refused. Non-finite values are refused."""
+    if (type(values) is np.ndarray and values.dtype == np.float32 and values.ndim == 2
+            and values.shape[1] == width and values.flags.c_contiguous):
+        array = values  # already what the backends take: skip the conversions
+    else:
+        array = _converted(values, width, name)
+    if not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise InputError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at row {bad[0]}, column {bad[1]}")
+    return array
+
+
+def _converted(values, width: int, name: str) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.floating)
                                        or np.issubdtype(array.dtype, np.integer)):
         raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
     if array.ndim != 2 or array.shape[1] != width:
         raise InputError(f"{name} must have shape (n, {width}), got {array.shape}")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise InputError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at row {bad[0]}, column {bad[1]}")
-    return array
+    return np.ascontiguousarray(array, dtype=np.float32)

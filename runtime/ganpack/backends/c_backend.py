@@ -70,12 +70,15 @@ class NativeStack:
 class CBackend:
     name = "c"
 
-    def __init__(self, stack: DenseStack, onnx_path=None, isa: str = "auto"):
+    def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None, isa: str = "auto"):
         self.stack = stack
         # The discriminator's graph exposes its logits too: keep them, and apply the sigmoid in numpy.
         self.wants_logits = "logits" in stack.outputs.values()
         self.native = NativeStack(stack, isa, logits_out=self.wants_logits)
+        self.writes_into = "logits" if self.wants_logits else "activated"  # what run_into produces
 
     def run(self, x: np.ndarray) -> dict:
-        result = self.native.run(x)
-        return {"logits": result} if self.wants_logits else {"activated": result}
+        return {self.writes_into: self.native.run(x)}
+
+    def run_into(self, x: np.ndarray, out: np.ndarray) -> None:
+        self.native.run(x, out)

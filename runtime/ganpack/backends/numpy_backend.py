@@ -9,7 +9,8 @@ from ganpack.dense_stack import DenseStack
 class NumpyBackend:
     name = "numpy"
 
-    def __init__(self, stack: DenseStack, onnx_path=None):
+    def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None):
+        # threads: numpy's matrix products use its BLAS's own thread pool; not set per model
         self.stack = stack
         self.transposed = [np.ascontiguousarray(layer.weight.T) for layer in stack.layers]  # (in, out)
 

@@ -9,9 +9,14 @@ from ganpack.dense_stack import DenseStack
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, stack: DenseStack, onnx_path):
+    def __init__(self, stack: DenseStack, onnx_path, threads: int | None = None):
         self.stack = stack
-        self.session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.output_names = list(stack.outputs)  # graph output name -> "activated" / "logits"
 
     def run(self, x: np.ndarray) -> dict:
