@@ -126,6 +126,12 @@ def test_bad_input_is_a_clear_error(default_package, call, message):
             call(ganpack.load(default_package, backend=backend))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_huge_but_finite_latents_are_accepted(default_package):
+    model = ganpack.load(default_package, backend=BACKENDS[0])
+    assert np.isfinite(model.generate(np.full((2, 100), 3e38, np.float32), output="float")).all()
+
+
 def test_other_dtypes_and_layouts_are_converted(default_package):
     model = ganpack.load(default_package, backend=BACKENDS[0])
     z = model.latents(6, seed=4)

@@ -8,6 +8,7 @@
 A loaded Model holds no mutable state, so one instance can serve many threads at once.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,7 @@ class Model:
 
     def _run(self, backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None) -> np.ndarray:
         """Run `backend` over (n, in) rows in chunks of CHUNK_ROWS; returns the `kind` output."""
-        width = backend.stack.widths[-1]
+        width = backend.out_width
         out = np.empty((len(rows), width), np.float32) if out is None else out.reshape(len(rows), width)
         if len(rows) <= CHUNK_ROWS and getattr(backend, "writes_into", None) == kind:
             backend.run_into(rows, out)  # the common case, without a temporary
@@ -176,10 +177,19 @@ def _as_float32_rows(values, width: int, name: str) -> np.ndarray:
         array = values  # already what the backends take: skip the conversions
     else:
         array = _converted(values, width, name)
-    if not np.isfinite(array).all():
+    if not _all_finite(array):
         bad = np.argwhere(~np.isfinite(array))[0]
         raise InputError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at row {bad[0]}, column {bad[1]}")
     return array
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """One dot product answers for most arrays: x . x is finite when every x is finite and not
+    huge, NaN or inf otherwise (about 3x faster than isfinite().all() at batch 1). Only when
+    it is not finite does the exact elementwise check run (numpy then also warns of the
+    overflow, for inputs beyond 1e19)."""
+    flat = array.reshape(-1)
+    return math.isfinite(float(flat.dot(flat))) or bool(np.isfinite(flat).all())
 
 
 def _converted(values, width: int, name: str) -> np.ndarray:

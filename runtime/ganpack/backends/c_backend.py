@@ -72,6 +72,7 @@ class CBackend:
 
     def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None, isa: str = "auto"):
         self.stack = stack
+        self.out_width = stack.widths[-1]
         # The discriminator's graph exposes its logits too: keep them, and apply the sigmoid in numpy.
         self.wants_logits = "logits" in stack.outputs.values()
         self.native = NativeStack(stack, isa, logits_out=self.wants_logits)

@@ -12,6 +12,7 @@ class NumpyBackend:
     def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None):
         # threads: numpy's matrix products use its BLAS's own thread pool; not set per model
         self.stack = stack
+        self.out_width = stack.widths[-1]
         self.transposed = [np.ascontiguousarray(layer.weight.T) for layer in stack.layers]  # (in, out)
 
     def run(self, x: np.ndarray) -> dict:

@@ -11,6 +11,7 @@ class OnnxRuntimeBackend:
 
     def __init__(self, stack: DenseStack, onnx_path, threads: int | None = None):
         self.stack = stack
+        self.out_width = stack.widths[-1]
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
