@@ -139,12 +139,11 @@ static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
 
 __attribute__((target("avx2,fma")))
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                           float *y /* (rows, N) */) {
+                           float *y /* (rows, N) */, int panel_begin, int panel_end) {
     const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
-    const int n_panels = (layer->out_width + V - 1) / V;
     /* panel-major: a pair of panels (2 * K * V floats) stays hot in cache across all row blocks */
-    for (int p = 0; p < n_panels; p += MAX_PANELS) {
-        const int panels = n_panels - p < MAX_PANELS ? n_panels - p : MAX_PANELS;
+    for (int p = panel_begin; p < panel_end; p += MAX_PANELS) {
+        const int panels = panel_end - p < MAX_PANELS ? panel_end - p : MAX_PANELS;
         const float *packed = layer->packed_weight + (size_t)p * K * V;
         for (int r = 0; r < rows; r += MAX_ROWS) {
             const int block = rows - r < MAX_ROWS ? rows - r : MAX_ROWS;

@@ -33,16 +33,53 @@ typedef struct {
     void *allocation;      /* the one malloc block both point into; NULL while unset */
 } gp_layer;
 
-/* y = act(x W^T + b) for one layer, rows >= 1, x and y row-major and contiguous. The layer must
-   have been packed for the same path (panel_width). */
+/* y = act(x W^T + b) for one layer, rows >= 1, x and y row-major and contiguous, but only the
+   output columns of panels [panel_begin, panel_end) (0 <= begin < end <= ceil(N / V)); y keeps
+   its full row stride N. The layer must have been packed for the same path (panel_width).
+   Every output is bias + x_0 w_0 + x_1 w_1 + ... fused in this order, whatever the number of rows
+   or panels around it, so a row's result never depends on its batch or on how work is split. */
 void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                               float *y /* (rows, N) */);
+                               float *y /* (rows, N) */, int panel_begin, int panel_end);
 #ifdef GP_HAVE_X86
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                           float *y /* (rows, N) */);
+                           float *y /* (rows, N) */, int panel_begin, int panel_end);
 void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                             float *y /* (rows, N) */);
+                             float *y /* (rows, N) */, int panel_begin, int panel_end);
 #endif
+
+/* ---- the worker pool (dense_stack_pool.c) ----
+   A part is one slice of a gp_stack_run: rows [row_begin, row_end) of the batch, and of the last
+   layer only the output panels [panel_begin, panel_end). Hidden layers are always computed whole
+   for the part's rows. The pool runs one part on the calling thread and one on each worker. */
+typedef struct {
+    const struct gp_stack *stack;
+    const float *input; /* (batch, widths[0]) */
+    float *output;      /* (batch, widths[n_layers]) */
+    int row_begin, row_end;
+    int panel_begin, panel_end;
+    gp_status status;   /* set by the part's runner */
+} gp_part;
+
+typedef void (*gp_part_fn)(gp_part *part);
+typedef struct gp_pool gp_pool;
+
+/* Starts n_workers >= 1 threads that wait for parts and run them with `run`. */
+gp_status gp_pool_create(int n_workers, gp_part_fn run, gp_pool **out);
+/* Stops and joins the workers; NULL is a no-op. No call may be using the pool. */
+void gp_pool_free(gp_pool *pool);
+/* Takes the pool for one run; 0 if another thread holds it (or this is a forked child, which
+   has no workers): run single-threaded then. */
+int gp_pool_try_acquire(gp_pool *pool);
+void gp_pool_release(gp_pool *pool);
+/* 1 while every worker is awake (spinning right after a part), so a hand-off costs well under
+   a microsecond; asleep, waking one costs a futex call. Advisory, read without the lock. */
+int gp_pool_workers_awake(gp_pool *pool);
+/* With the pool held: wakes the sleeping workers (with an empty part) without waiting, so that
+   they are awake for the next run. */
+void gp_pool_wake(gp_pool *pool);
+/* With the pool held: parts[1 .. n_parts - 1] go to workers, parts[0] runs here, returns when
+   all are done. 1 <= n_parts <= n_workers + 1. */
+void gp_pool_run(gp_pool *pool, gp_part *parts /* (n_parts) */, int n_parts);
 
 /* ---- constants of the tanh / sigmoid approximations (every path uses the same math) ----
    exp(x): clamp x to [GP_EXP_MIN, GP_EXP_MAX] so 2^n stays a normal float, write x = n ln2 + r

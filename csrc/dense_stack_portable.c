@@ -82,11 +82,10 @@ static inline void tile_portable(const gp_layer *layer, const float *x, int rows
 }
 
 void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                               float *y /* (rows, N) */) {
+                               float *y /* (rows, N) */, int panel_begin, int panel_end) {
     const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
-    const int n_panels = (layer->out_width + V - 1) / V;
     /* panel-major: one panel's weights (K * V floats) stay in L1 across all row blocks */
-    for (int p = 0; p < n_panels; p++) {
+    for (int p = panel_begin; p < panel_end; p++) {
         const float *panel = layer->packed_weight + (size_t)p * K * V;
         for (int r = 0; r < rows; r += MAX_ROWS) {
             const int block = rows - r < MAX_ROWS ? rows - r : MAX_ROWS;

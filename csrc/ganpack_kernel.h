@@ -5,10 +5,17 @@
  * in registers. Input (batch, widths[0]) and output (batch, widths[n_layers]) are float32,
  * row-major, contiguous, and must not overlap.
  *
- * Life cycle: gp_stack_create, then gp_stack_set_layer once per layer (it copies and repacks the
- * weights, so the caller's arrays may be freed afterwards), then gp_stack_run any number of times,
- * then gp_stack_free. gp_stack_run does not modify the stack, so any number of threads may run
- * the same stack at once; set_layer and free must not overlap any other call on that stack.
+ * Life cycle: gp_stack_create (or gp_stack_create_threads), then gp_stack_set_layer once per layer
+ * (it copies and repacks the weights, so the caller's arrays may be freed afterwards), then
+ * gp_stack_run any number of times, then gp_stack_free. Any number of threads may run the same
+ * stack at once; set_layer and free must not overlap any other call on that stack.
+ *
+ * Threads: a stack made by gp_stack_create_threads with n_threads > 1 owns n_threads - 1 worker
+ * threads, started at create and joined at free. gp_stack_run splits a large batch by rows (a
+ * small one, while the workers are still awake from the previous run, by output columns of the
+ * last layer) between the calling thread and the workers. Only one caller at a time uses the
+ * workers; a concurrent caller runs on its own thread instead of waiting. Results are bit for bit
+ * the same for every thread count and split.
  * There is no global mutable state. Every function reports errors through its return value.
  *
  * Activations: identity; leaky_relu(x) = x >= 0 ? x : alpha * x with alpha finite in [0, 1)
@@ -38,7 +45,8 @@ typedef enum {
     GP_ERR_ALPHA = 4,           /* leaky_relu alpha not in [0, 1); nonzero alpha elsewhere */
     GP_ERR_NOMEM = 5,           /* an allocation failed */
     GP_ERR_UNSUPPORTED_ISA = 6, /* unknown ISA code, or one this CPU (or this build) lacks */
-    GP_ERR_INCOMPLETE = 7       /* gp_stack_run before every layer was set */
+    GP_ERR_INCOMPLETE = 7,      /* gp_stack_run before every layer was set */
+    GP_ERR_THREAD = 8           /* a worker thread could not be started */
 } gp_status;
 
 typedef enum {
@@ -56,12 +64,19 @@ typedef enum {
     GP_ISA_AVX512 = 2     /* x86 AVX-512F, 16 floats per vector */
 } gp_isa;
 
-/* Limits checked by gp_stack_create: 1 <= n_layers <= 64, 1 <= widths[i] <= 1048576 (1 << 20). */
+/* Limits checked by gp_stack_create: 1 <= n_layers <= 64, 1 <= widths[i] <= 1048576 (1 << 20);
+   gp_stack_create_threads: 0 <= n_threads <= 64. */
 
-/* Creates a stack with no layers set yet. On success *out owns it (free with gp_stack_free);
-   on failure *out is set to NULL when out itself is not NULL. */
+/* Creates a stack with no layers set yet, single-threaded (gp_stack_run computes on the calling
+   thread only). On success *out owns it (free with gp_stack_free); on failure *out is set to
+   NULL when out itself is not NULL. */
 gp_status gp_stack_create(int n_layers, const int *widths /* (n_layers + 1) */,
                           int isa /* gp_isa */, gp_stack **out);
+
+/* The same, with n_threads threads per run: the caller's plus n_threads - 1 workers owned by the
+   stack. n_threads 0 = one per online CPU, at most 8; 1 = no workers (= gp_stack_create). */
+gp_status gp_stack_create_threads(int n_layers, const int *widths /* (n_layers + 1) */,
+                                  int isa /* gp_isa */, int n_threads, gp_stack **out);
 
 /* Copies and repacks layer `layer` (0-based); calling it again replaces that layer. */
 gp_status gp_stack_set_layer(gp_stack *stack, int layer,
@@ -73,11 +88,14 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer,
 gp_status gp_stack_run(const gp_stack *stack, const float *input /* (batch, widths[0]) */,
                        int batch, float *output /* (batch, widths[n_layers]) */);
 
-/* Frees the stack and its weights; NULL is a no-op. */
+/* Stops and joins the stack's workers, frees it and its weights; NULL is a no-op. */
 void gp_stack_free(gp_stack *stack);
 
 /* The gp_isa this stack runs with (never GP_ISA_AUTO), or -1 for NULL. */
 int gp_stack_isa(const gp_stack *stack);
+
+/* The threads a run of this stack may use (1 + its workers), or -1 for NULL. */
+int gp_stack_threads(const gp_stack *stack);
 
 /* The best gp_isa this CPU and this build support. */
 int gp_best_isa(void);

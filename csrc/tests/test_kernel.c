@@ -8,7 +8,9 @@
  *
  * Sections: helpers; single layers over a grid of shapes x batches x activations; whole stacks;
  * tanh / sigmoid error sweep; API contract (every status code, replacement, batch independence,
- * output bounds); 8 threads sharing one stack. Last line: "N passed, M failed".
+ * output bounds); 8 threads sharing one stack; threaded stacks (gp_stack_create_threads): bit for
+ * bit equal to single-threaded for every batch and split, shared by 8 callers, freed while their
+ * workers sleep. Last line: "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack_kernel.h"
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define GP_TEST_RTOL 1e-5
 #define GP_TEST_ACT_BOUND 1e-6 /* required max |error| of tanh and sigmoid */
@@ -414,7 +417,31 @@ static void test_api_errors(test_counts *counts) {
         gp_stack_free(stack);
     }
 
-    for (int status = GP_OK; status <= GP_ERR_INCOMPLETE; status++) {
+    check(counts, gp_stack_create_threads(2, widths, GP_ISA_AUTO, -1, &stack) == GP_ERR_SHAPE &&
+                      !stack, "n_threads -1");
+    check(counts, gp_stack_create_threads(2, widths, GP_ISA_AUTO, 65, &stack) == GP_ERR_SHAPE,
+          "n_threads 65");
+    check(counts, gp_stack_create_threads(2, widths, GP_ISA_AUTO, 2, NULL) == GP_ERR_NULL,
+          "create_threads out NULL");
+    check(counts, gp_stack_create_threads(2, NULL, GP_ISA_AUTO, 2, &stack) == GP_ERR_NULL,
+          "create_threads widths NULL");
+    check(counts, gp_stack_create_threads(2, widths, 3, 2, &stack) == GP_ERR_UNSUPPORTED_ISA,
+          "create_threads isa 3");
+    check(counts, gp_stack_threads(NULL) == -1, "gp_stack_threads(NULL)");
+    check(counts, gp_stack_create(2, widths, GP_ISA_AUTO, &stack) == GP_OK &&
+                      gp_stack_threads(stack) == 1, "gp_stack_create is single-threaded");
+    gp_stack_free(stack);
+    check(counts, gp_stack_create_threads(2, widths, GP_ISA_AUTO, 3, &stack) == GP_OK &&
+                      gp_stack_threads(stack) == 3, "3 threads");
+    check(counts, gp_stack_run(stack, input, 2, output) == GP_ERR_INCOMPLETE,
+          "threaded: no layer set");
+    gp_stack_free(stack); /* never ran: workers still spinning or just asleep */
+    check(counts, gp_stack_create_threads(2, widths, GP_ISA_AUTO, 0, &stack) == GP_OK &&
+                      gp_stack_threads(stack) >= 1 && gp_stack_threads(stack) <= 8,
+          "0 threads = one per CPU, at most 8");
+    gp_stack_free(stack);
+
+    for (int status = GP_OK; status <= GP_ERR_THREAD; status++) {
         const char *message = gp_status_message(status);
         check(counts, message != NULL && strcmp(message, "unknown status") != 0, "status message");
     }
@@ -484,7 +511,9 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
-static void test_threads(test_counts *counts, rng *g) {
+/* 8 callers share one stack: single-threaded (n_threads 1), then one with 2 threads, where one
+   caller at a time gets the worker and the others run on their own thread. */
+static void test_threads(test_counts *counts, rng *g, int n_threads) {
     const int widths[3] = {100, 128, 784};
     float *w0 = random_floats(g, 128 * 100, -0.1f, 0.1f);
     float *b0 = random_floats(g, 128, -0.1f, 0.1f);
@@ -504,6 +533,15 @@ static void test_threads(test_counts *counts, rng *g) {
             gp_stack_run(stack, input + (size_t)t * THREAD_BATCH * 100, THREAD_BATCH,
                          expected + (size_t)t * THREAD_BATCH * 784);
         }
+        if (n_threads != 1) { /* the same weights on a threaded stack */
+            gp_stack_free(stack);
+            stack = NULL;
+            check(counts, gp_stack_create_threads(2, widths, isa, n_threads, &stack) == GP_OK,
+                  "create_threads");
+            if (stack == NULL) continue;
+            gp_stack_set_layer(stack, 0, w0, b0, GP_ACT_LEAKY_RELU, 0.2f);
+            gp_stack_set_layer(stack, 1, w1, b1, GP_ACT_TANH, 0.0f);
+        }
         pthread_t threads[N_THREADS];
         thread_job jobs[N_THREADS];
         int started[N_THREADS];
@@ -521,8 +559,9 @@ static void test_threads(test_counts *counts, rng *g) {
             mismatches += jobs[t].mismatches;
         }
         char what[128];
-        snprintf(what, sizeof what, "[%s] %d threads x %d runs on one stack: %d mismatches",
-                 gp_isa_name(isa), N_THREADS, THREAD_ROUNDS, mismatches);
+        snprintf(what, sizeof what,
+                 "[%s] %d callers x %d runs on one stack of %d threads: %d mismatches",
+                 gp_isa_name(isa), N_THREADS, THREAD_ROUNDS, n_threads, mismatches);
         check(counts, mismatches == 0, what);
         gp_stack_free(stack);
     }
@@ -535,6 +574,83 @@ static void test_threads(test_counts *counts, rng *g) {
     free(outputs);
 }
 
+/* ---------------------------------------------------------------- threaded stacks */
+
+/* A threaded stack gives exactly the single-threaded results: every batch size (row splits,
+   uneven ones, fewer rows than threads), batch 1 and 3 both with the workers asleep (run alone,
+   wake them) and awake (split by output panels), a stack whose last layer is too narrow to
+   split, and a run after the workers have gone back to sleep. */
+static void test_threaded(test_counts *counts, rng *g) {
+    static const int BATCHES[] = {1, 1, 1, 3, 3, 4, 7, 8, 9, 17, 64, 150, 513};
+    const int n_batches = (int)(sizeof BATCHES / sizeof BATCHES[0]);
+    const int max_batch = 513;
+    static const int SHAPES[3][4] = {{100, 128, 784, 0}, {784, 128, 1, 0}, {37, 300, 45, 1024}};
+    static const int N_LAYERS[3] = {2, 2, 3};
+    for (int shape = 0; shape < 3; shape++) {
+        const int n_layers = N_LAYERS[shape];
+        const int *widths = SHAPES[shape];
+        float *weights[3], *biases[3];
+        act_config acts[3];
+        for (int l = 0; l < n_layers; l++) {
+            const float limit = 1.0f / sqrtf((float)widths[l]);
+            weights[l] = random_floats(g, (size_t)widths[l + 1] * (size_t)widths[l], -limit, limit);
+            biases[l] = random_floats(g, (size_t)widths[l + 1], -limit, limit);
+            acts[l] = l == n_layers - 1 ? ACTS[5] : ACTS[3];
+        }
+        const size_t n_in = (size_t)max_batch * (size_t)widths[0];
+        const size_t n_out = (size_t)max_batch * (size_t)widths[n_layers];
+        float *x = random_floats(g, n_in, -2.0f, 2.0f);
+        float *want = malloc(n_out * sizeof(float)), *got = malloc((n_out + 16) * sizeof(float));
+        if (want == NULL || got == NULL) exit(1);
+        for (int isa = 0; isa < N_ISAS; isa++) {
+            gp_stack *single = make_stack(counts, n_layers, widths, isa, weights, biases, acts);
+            if (single == NULL) continue;
+            for (int n_threads = 2; n_threads <= 3; n_threads++) {
+                gp_stack *threaded = NULL;
+                check(counts, gp_stack_create_threads(n_layers, widths, isa, n_threads,
+                                                      &threaded) == GP_OK, "create_threads");
+                if (threaded == NULL) continue;
+                for (int l = 0; l < n_layers; l++) {
+                    gp_stack_set_layer(threaded, l, weights[l], biases[l], acts[l].activation,
+                                       acts[l].alpha);
+                }
+                int mismatches = 0, canaries = 1;
+                for (int pass = 0; pass < 2; pass++) {
+                    if (pass == 1) { /* let the workers fall asleep (they spin ~100 us) */
+                        const struct timespec pause = {0, 20 * 1000 * 1000};
+                        nanosleep(&pause, NULL);
+                    }
+                    for (int b = 0; b < n_batches; b++) {
+                        const int batch = BATCHES[b];
+                        const size_t n = (size_t)batch * (size_t)widths[n_layers];
+                        for (size_t i = 0; i < n + 16; i++) got[i] = -12345.0f;
+                        gp_stack_run(single, x, batch, want);
+                        const gp_status status = gp_stack_run(threaded, x, batch, got);
+                        mismatches += status != GP_OK ||
+                                      memcmp(got, want, n * sizeof(float)) != 0;
+                        for (size_t i = n; i < n + 16; i++) canaries &= got[i] == -12345.0f;
+                    }
+                }
+                char what[160];
+                snprintf(what, sizeof what,
+                         "[%s] %d-%d-..-%d on %d threads == 1 thread bit for bit: %d mismatches, "
+                         "canary %d", gp_isa_name(isa), widths[0], widths[1], widths[n_layers],
+                         n_threads, mismatches, canaries);
+                check(counts, mismatches == 0 && canaries, what);
+                gp_stack_free(threaded);
+            }
+            gp_stack_free(single);
+        }
+        for (int l = 0; l < n_layers; l++) {
+            free(weights[l]);
+            free(biases[l]);
+        }
+        free(x);
+        free(want);
+        free(got);
+    }
+}
+
 int main(void) {
     test_counts counts = {0, 0};
     rng g = {20240611u};
@@ -544,7 +660,9 @@ int main(void) {
     test_activation_sweep(&counts);
     test_single_layers(&counts, &g);
     test_stacks(&counts, &g);
-    test_threads(&counts, &g);
+    test_threads(&counts, &g, 1);
+    test_threads(&counts, &g, 2);
+    test_threaded(&counts, &g);
     printf("%d passed, %d failed\n", counts.passed, counts.failed);
     return counts.failed == 0 ? 0 : 1;
 }

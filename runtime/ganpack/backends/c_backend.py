@@ -28,14 +28,16 @@ def kernel_isa() -> str:
 
 
 class NativeStack:
-    """Owns one gp_stack. `logits_out`: leave the last layer un-activated (its logits)."""
+    """Owns one gp_stack. `logits_out`: leave the last layer un-activated (its logits). `threads`: threads per
+    run, the caller's plus workers the stack owns (0 = one per CPU, at most 8; 1 = none)."""
 
-    def __init__(self, stack: DenseStack, isa: str = "auto", logits_out: bool = False):
+    def __init__(self, stack: DenseStack, isa: str = "auto", logits_out: bool = False, threads: int = 0):
         if isa not in ISA_CODES:
             raise BackendError(f"unknown ISA {isa!r}; choose one of {list(ISA_CODES)}")
         widths = ffi.new("int[]", stack.widths)
         handle = ffi.new("gp_stack **")
-        _check(lib.gp_stack_create(len(stack.layers), widths, ISA_CODES[isa], handle), f"create a stack ({isa})")
+        _check(lib.gp_stack_create_threads(len(stack.layers), widths, ISA_CODES[isa], threads, handle),
+               f"create a stack ({isa}, {threads} threads)")
         self._stack = ffi.gc(handle[0], lib.gp_stack_free)
         self.in_width, self.out_width = stack.widths[0], stack.widths[-1]
         for index, layer in enumerate(stack.layers):
@@ -75,7 +77,7 @@ class CBackend:
         self.out_width = stack.widths[-1]
         # The discriminator's graph exposes its logits too: keep them, and apply the sigmoid in numpy.
         self.wants_logits = "logits" in stack.outputs.values()
-        self.native = NativeStack(stack, isa, logits_out=self.wants_logits)
+        self.native = NativeStack(stack, isa, logits_out=self.wants_logits, threads=threads or 0)
         self.writes_into = "logits" if self.wants_logits else "activated"  # what run_into produces
 
     def run(self, x: np.ndarray) -> dict:
