@@ -1,10 +1,11 @@
 """What machine the benchmark ran on, and its fp32 peak.
 
-Peak FLOP/s = cores x clock x FMA pipes x fp32 lanes per pipe x 2 (an FMA is two FLOPs).
-Lanes per pipe: 16 for AVX-512 on cores with 512-bit FMA units, 8 for AVX2, and 8 for AMD Zen 4
-(family 25), which runs AVX-512 through two 256-bit pipes. Clock: the highest frequency the
-kernel reports (cpufreq's maximum, else /proc/cpuinfo's current MHz). Override with
---flops-per-cycle where this guess is wrong for a machine.
+Peak FLOP/s = cores x clock x FMA pipes (2) x fp32 lanes of the widest SIMD the CPU reports
+(16 for AVX-512, 8 for AVX2, 4 otherwise) x 2 (an FMA is two FLOPs). Clock: the highest
+frequency the kernel reports (cpufreq's maximum, else /proc/cpuinfo's MHz). This is the ISA's
+ceiling: a core that splits 512-bit operations into halves (AMD Zen 4), or a virtual machine that
+reports a nominal clock below its boost, puts the true peak elsewhere. Override with
+--flops-per-cycle where a better figure is known.
 """
 
 import os
@@ -39,13 +40,8 @@ def cpu_info() -> dict:
 def flops_per_cycle(cpu: dict) -> tuple[int, str]:
     """fp32 FLOPs per cycle per core, and how that number was reached."""
     flags = set(cpu["simd_flags"])
-    if "avx512f" in flags and not (cpu["vendor"] == "AuthenticAMD" and cpu["family"] <= 25):
-        lanes, why = 16, "AVX-512 with 512-bit FMA units"
-    elif "avx512f" in flags or "avx2" in flags:
-        lanes, why = 8, ("AVX-512 on AMD Zen 4, executed as two 256-bit halves" if "avx512f" in flags else "AVX2")
-    else:
-        lanes, why = 4, "SSE"
-    return FMA_PIPES * lanes * 2, f"{FMA_PIPES} FMA pipes x {lanes} fp32 lanes x 2 FLOPs ({why})"
+    lanes, simd = (16, "AVX-512") if "avx512f" in flags else (8, "AVX2") if "avx2" in flags else (4, "SSE")
+    return FMA_PIPES * lanes * 2, f"{FMA_PIPES} FMA pipes x {lanes} fp32 lanes ({simd}) x 2 FLOPs"
 
 
 def peak_gflops(cpu: dict, per_cycle: int) -> float:
