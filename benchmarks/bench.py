@@ -110,7 +110,8 @@ def main(argv=None) -> int:
                                                             model.manifest.discriminator.layer_widths[1:]))}
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = {"model": model_dir, "batch_sizes": batch_sizes, "flops_per_sample": flops,
+    shown_model = args.model or "the default model inside ganpack"  # never a path of this machine
+    results = {"model": shown_model, "batch_sizes": batch_sizes, "flops_per_sample": flops,
                "machine": {**cpu, "flops_per_cycle": per_cycle, "peak_basis": basis,
                            "peak_gflops": peak_gflops(cpu, per_cycle), "platform": platform.platform()},
                "versions": versions(), "networks": {n: {} for n in networks}}
