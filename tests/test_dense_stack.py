@@ -2,7 +2,6 @@
 refused with an error naming the first unsupported operator or attribute."""
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 

@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
                 if world.is_main else None
             if run_dir is not None:
                 write_config(run_dir, config.to_dict())
-        trainer = Trainer(config, run_dir, world, resume_state=state, log=say)
+        trainer = Trainer(config, run_dir, world, resume_state=state)
         say(f"device: {trainer.device}" + (f" x {world.size} processes" if world.distributed else "")
             + f"; {len(trainer.data)} images, {trainer.steps_per_epoch} steps per epoch, "
             f"global batch {trainer.global_batch}; run folder: {run_dir}")

@@ -53,8 +53,8 @@ def _mix(*parts: int) -> int:
 
 class Trainer:
     def __init__(self, config: TrainConfig, run_dir: Path | None, world: World,
-                 resume_state: dict | None = None, log=print):
-        self.config, self.run_dir, self.world, self.log = config, run_dir, world, log
+                 resume_state: dict | None = None):
+        self.config, self.run_dir, self.world = config, run_dir, world
         run = config.run
         if run.threads:
             torch.set_num_threads(run.threads)
