@@ -40,7 +40,7 @@ def torch_caller(model, network: str):
     from ganpack.dense_stack import load_dense_stack
 
     file = model.manifest.generator.file if network == "generator" else model.manifest.discriminator.file
-    stack = load_dense_stack(model.path / file)
+    stack = load_dense_stack(model.folder / file)
     modules = []
     for layer in stack.layers:
         linear = torch.nn.Linear(layer.weight.shape[1], layer.weight.shape[0])

@@ -19,6 +19,7 @@ import torch
 import ganpack
 from export.onnx_graphs import OPSET, export_discriminator, export_generator
 from export.parity import INPUTS, PARITY_SEED, check_parity
+from ganpack.archive import write_archive
 from ganpack.errors import ExportError
 from ganpack.grid import save_grid
 from ganpack.manifest import Image, Latent, Manifest, Network
@@ -72,10 +73,16 @@ def _network(file: str, graph_path: Path, inputs: dict, outputs: dict, widths: l
 
 
 def write_package(state: dict, out_dir, overwrite: bool = False, log=print) -> Path:
-    """Export `state` (a checkpoint dict) to the package folder `out_dir`; returns its path."""
+    """Export `state` (a checkpoint dict) to the package folder `out_dir`, or to the single-file
+    form when `out_dir` ends in .zip; returns its path."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise ExportError(f"'{out_dir}' already exists; pass --overwrite to replace it")
+    if out_dir.suffix == ".zip":
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".ganpack-export-", dir=out_dir.parent) as scratch:
+            folder = write_package(state, Path(scratch) / "package", log=log)
+            return write_archive(folder, out_dir)
     config, generator, discriminator, weights = networks_from_state(state)
     model = config.model
     out_dir.parent.mkdir(parents=True, exist_ok=True)

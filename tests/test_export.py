@@ -222,3 +222,19 @@ def test_missing_or_linked_graph_is_refused(run_dir, tmp_path):
         verify_package(copy)
     with pytest.raises(PackageError, match="not a folder"):
         verify_package(tmp_path / "nowhere")
+
+
+def test_single_file_archive(run_dir, tmp_path):
+    import zipfile
+
+    import ganpack
+
+    archive = write_package(load_state(run_dir), tmp_path / "model.zip", log=lambda *a: None)
+    assert sorted(zipfile.ZipFile(archive).namelist()) == [
+        "discriminator.onnx", "generator.onnx", "manifest.json", "preview.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.zip"]  # no staging left behind
+    from_archive = ganpack.load(archive, backend="numpy")
+    from_folder = ganpack.load(run_dir / "model", backend="numpy")
+    assert np.array_equal(from_archive.sample(8, seed=1), from_folder.sample(8, seed=1))
+    with pytest.raises(ExportError, match="--overwrite"):
+        write_package(load_state(run_dir), archive, log=lambda *a: None)

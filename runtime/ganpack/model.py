@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganpack.archive import extract_archive, is_archive
 from ganpack.backends import backend_class, choose_backend
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
@@ -26,7 +27,8 @@ OUTPUTS = ("uint8", "float")
 
 
 def load(path=None, backend: str = "auto", threads: int | None = None) -> "Model":
-    """Open a model package folder (checksums verified); None opens the one inside ganpack.
+    """Open a model package folder or its .zip archive (checksums verified); None opens the
+    one inside ganpack.
 
     threads: CPU threads a backend may use per call (None: its default). onnxruntime also turns
     its spin-waiting off when it is given, so idle threads do not burn a core."""
@@ -48,15 +50,23 @@ class Model:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         self.path = Path(package_dir)
-        self.manifest = verify_package(self.path)
-        generator = load_dense_stack(self.path / self.manifest.generator.file)
-        discriminator = load_dense_stack(self.path / self.manifest.discriminator.file)
+        if is_archive(self.path):  # the single-file form: checked, then extracted for this model's lifetime
+            self._extracted = extract_archive(self.path)
+            folder = Path(self._extracted.name)
+        elif self.path.is_file():
+            raise PackageError(f"'{self.path}' is a file but not a model package archive (a .zip)")
+        else:
+            folder = self.path
+        self.folder = folder  # where the package's files are read from
+        self.manifest = verify_package(folder)
+        generator = load_dense_stack(folder / self.manifest.generator.file)
+        discriminator = load_dense_stack(folder / self.manifest.discriminator.file)
         _check_stack(generator, self.manifest.generator, self.manifest.generator.file)
         _check_stack(discriminator, self.manifest.discriminator, self.manifest.discriminator.file)
         self.backend = choose_backend(backend)
         cls = backend_class(self.backend)
-        self._generator = cls(generator, self.path / self.manifest.generator.file, threads=threads)
-        self._discriminator = cls(discriminator, self.path / self.manifest.discriminator.file, threads=threads)
+        self._generator = cls(generator, folder / self.manifest.generator.file, threads=threads)
+        self._discriminator = cls(discriminator, folder / self.manifest.discriminator.file, threads=threads)
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
 
