@@ -1,0 +1,103 @@
+"""Quality metrics on known cases, and the evaluator's determinism (issue 6's evaluator)."""
+
+import pytest
+import torch
+
+from training import mnist
+from training.classifier import split, train_classifier
+from training.metrics import all_metrics, class_histogram, classifier_score, frechet_distance, precision_recall
+
+
+def test_frechet_distance_of_known_gaussians():
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 4, generator=generator)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    shifted = a + torch.tensor([3.0, 0, 0, 0])
+    assert frechet_distance(a, shifted) == pytest.approx(9.0, rel=1e-3)  # only the means differ
+    scaled = a * 2  # covariance 4I vs I: Tr(I + 4I - 2 * 2I) = 1 per dimension
+    assert frechet_distance(a, scaled) == pytest.approx(4.0, rel=0.05)
+
+
+def test_classifier_score_and_histogram_extremes():
+    confident_even = torch.eye(10).repeat(100, 1)  # each class 10%, fully confident
+    assert classifier_score(confident_even) == pytest.approx(10.0, rel=1e-6)
+    assert class_histogram(confident_even) == pytest.approx([0.1] * 10)
+    collapsed = torch.zeros(1000, 10)
+    collapsed[:, 7] = 1
+    assert classifier_score(collapsed) == pytest.approx(1.0)
+    assert min(class_histogram(collapsed)) == 0.0
+
+
+def test_precision_recall_extremes():
+    generator = torch.Generator().manual_seed(1)
+    real = torch.randn(500, 8, generator=generator)
+    assert precision_recall(real, real.clone(), chunk=128) == (1.0, 1.0)
+    far = real + 100
+    assert precision_recall(real, far, chunk=128) == (0.0, 0.0)
+    half = torch.cat([real[:250], far[:250]])  # half the fakes on the real manifold
+    precision, recall = precision_recall(real, half, chunk=128)
+    assert precision == pytest.approx(0.5) and 0 < recall < 1
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    """A quickly trained classifier on the bundled digits, with their features."""
+    images_uint8, labels = mnist.load_bundled()
+    images = mnist.to_training_tensor(images_uint8, "cpu")
+    classifier = train_classifier(images, torch.as_tensor(labels.astype("int64")), epochs=2)
+    train, held_out = split(len(images))
+    _, reference = classifier.predict(images[train])
+    return classifier, images, torch.as_tensor(labels.astype("int64")), held_out, reference
+
+
+def test_real_is_near_the_floor_noise_far_and_collapse_is_caught(evaluator):
+    classifier, images, labels, held_out, reference = evaluator
+    assert classifier.held_out_accuracy > 0.9
+    real = all_metrics(classifier, images[held_out], reference)
+    noise = all_metrics(classifier, torch.rand(500, 784, generator=torch.Generator().manual_seed(0)) * 2 - 1,
+                        reference)
+    sevens = images[labels == 7][:500]  # a generator collapsed onto one digit
+    collapsed = all_metrics(classifier, sevens, reference)
+    assert real["frechet_distance"] * 10 < noise["frechet_distance"]
+    assert real["classifier_score"] > 7 and real["rarest_class_fraction"] > 0.05
+    assert real["precision"] > 0.7 and real["recall"] > 0.7
+    assert collapsed["rarest_class_fraction"] == 0.0 and collapsed["classifier_score"] < 1.5
+    assert collapsed["frechet_distance"] > 3 * real["frechet_distance"]
+    assert collapsed["recall"] < 0.3  # the other nine digits are missed
+
+
+def test_metrics_are_deterministic(evaluator):
+    classifier, images, _, held_out, reference = evaluator
+    assert all_metrics(classifier, images[held_out], reference) == all_metrics(classifier, images[held_out], reference)
+
+
+def test_classifier_training_is_deterministic():
+    images_uint8, labels = mnist.load_bundled()
+    images = mnist.to_training_tensor(images_uint8[:600], "cpu")
+    labels_t = torch.as_tensor(labels[:600].astype("int64"))
+    torch.set_num_threads(1)
+    first, second = (train_classifier(images, labels_t, epochs=1) for _ in range(2))
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_evaluate_command_uses_the_cached_classifier(evaluator, tmp_path, capsys):
+    from training import evaluate
+    from training.classifier import cache_path
+
+    classifier = evaluator[0]
+    images_uint8, _ = mnist.load_bundled()
+    path = cache_path(images_uint8, tmp_path)
+    torch.save({"model": classifier.model.state_dict(), "held_out_accuracy": classifier.held_out_accuracy}, path)
+    from ganpack.model import DEFAULT_MODEL
+
+    assert evaluate.main([str(DEFAULT_MODEL), "--samples", "300", "--cache-dir", str(tmp_path),
+                          "--json", str(tmp_path / "rows.json")]) == 0
+    captured = capsys.readouterr()
+    assert "training the evaluator" not in captured.err  # loaded from the cache
+    assert "| generated |" in captured.out and "| real |" in captured.out and "| noise |" in captured.out
+    import json
+
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert rows["generated"]["samples"] == 300 and len(rows["generated"]["class_histogram"]) == 10
+    assert rows["real"]["frechet_distance"] < rows["generated"]["frechet_distance"] < rows["noise"]["frechet_distance"]

@@ -1,0 +1,108 @@
+"""The evaluator's MNIST classifier: a small CNN whose predictions and 128-d features the quality
+metrics are computed in (the usual MNIST practice, as TF-GAN's mnist_frechet_distance does).
+
+Trained once per data set on a fixed split (10% held out) with a fixed seed, then cached, so
+later evaluations load it in milliseconds. The cache key covers the training images' bytes
+and this file's training recipe (RECIPE), so a change to either trains a new one.
+"""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+RECIPE = "cnn32-64-128/adam1e-3/epochs8/batch64/heldout0.1/seed0"
+HELD_OUT_FRACTION = 0.1
+
+
+class DigitClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(  # (B, 1, 28, 28) -> (B, 128)
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (B, 32, 14, 14)
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 7, 7)
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, 784) in [-1, 1] -> (logits (B, 10), features (B, 128))."""
+        features = self.features(images.reshape(-1, 1, 28, 28))
+        return self.head(features), features
+
+
+@dataclass
+class TrainedClassifier:
+    model: DigitClassifier
+    held_out_accuracy: float
+    held_out_images: torch.Tensor  # (N, 784) in [-1, 1], never trained on: the real reference
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities (N, 10), features (N, 128)) for images (N, 784) in [-1, 1]."""
+        self.model.eval()
+        probabilities, features = [], []
+        for start in range(0, len(images), batch):
+            logits, feats = self.model(images[start:start + batch].float())
+            probabilities.append(logits.softmax(dim=1))
+            features.append(feats)
+        return torch.cat(probabilities), torch.cat(features)
+
+
+def split(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed train / held-out indices for a data set of `count` images."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(0))
+    held_out = int(count * HELD_OUT_FRACTION)
+    return order[held_out:], order[:held_out]
+
+
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8) -> TrainedClassifier:
+    """images (N, 784) in [-1, 1], labels (N,) int64."""
+    torch.manual_seed(0)
+    train, held_out = split(len(images))
+    model = DigitClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    order = torch.Generator().manual_seed(1)
+    for _ in range(epochs):
+        model.train()
+        for batch in train[torch.randperm(len(train), generator=order)].split(64):
+            logits, _ = model(images[batch])
+            loss = nn.functional.cross_entropy(logits, labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    trained = TrainedClassifier(model.eval(), 0.0, images[held_out])
+    probabilities, _ = trained.predict(images[held_out])
+    trained.held_out_accuracy = float((probabilities.argmax(1) == labels[held_out]).float().mean())
+    return trained
+
+
+def cache_path(images: np.ndarray, cache_dir: Path) -> Path:
+    key = hashlib.sha256(images.tobytes() + RECIPE.encode()).hexdigest()[:16]
+    return cache_dir / f"classifier-{key}.pt"
+
+
+def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path, log=print) -> TrainedClassifier:
+    """The classifier for this data set: from the cache when there, else trained and cached."""
+    from training.mnist import to_training_tensor
+
+    images = to_training_tensor(images_uint8, "cpu")
+    labels_t = torch.as_tensor(labels.astype(np.int64))
+    path = cache_path(images_uint8, cache_dir)
+    _, held_out = split(len(images))
+    if path.is_file():
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = DigitClassifier()
+        model.load_state_dict(state["model"])
+        return TrainedClassifier(model.eval(), state["held_out_accuracy"], images[held_out])
+    log(f"training the evaluator's classifier on {len(images)} images (once; cached in {cache_dir}) ...")
+    trained = train_classifier(images, labels_t)
+    log(f"classifier held-out accuracy: {trained.held_out_accuracy:.4f}")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"model": trained.model.state_dict(), "held_out_accuracy": trained.held_out_accuracy}, partial)
+    os.replace(partial, path)
+    return trained

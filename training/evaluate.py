@@ -1,0 +1,89 @@
+"""Measure a generator: `python -m training.evaluate MODEL_DIR_OR_RUN [--samples 10000]`.
+
+Prints the metrics of training/metrics.py for N generated digits, with two reference rows: held-out
+real digits (the floor a perfect generator approaches) and uniform noise. All feature-space
+comparisons are against the classifier's training split of the same data set.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganpack.errors import ConfigError, run_command
+from training import mnist
+from training.classifier import load_or_train, split
+from training.metrics import all_metrics
+
+COLUMNS = ("frechet_distance", "classifier_score", "rarest_class_fraction", "precision", "recall", "samples")
+
+
+def default_cache_dir() -> Path:
+    return mnist.default_cache_dir().parent / "evaluator"
+
+
+def generated_images(source: str, samples: int, seed: int) -> tuple[torch.Tensor, dict]:
+    """(samples, 784) in [-1, 1] from a model package (folder or .zip), or a run folder's package."""
+    import ganpack
+
+    path = Path(source)
+    if (path / "model" / "manifest.json").is_file():
+        path = path / "model"
+    model = ganpack.load(path)
+    images = model.sample(samples, seed=seed, output="float").reshape(samples, -1)
+    return torch.from_numpy(images), model.manifest.training_config
+
+
+def evaluate(images: torch.Tensor, dataset: str = "bundled", data_dir: str = "", cache_dir: str = "",
+             log=print) -> dict:
+    """Metric rows for `images` and the two references, as {"generated", "real", "noise"}."""
+    real_uint8, labels = mnist.load_dataset(dataset, data_dir, "")
+    classifier = load_or_train(real_uint8, labels, Path(cache_dir) if cache_dir else default_cache_dir(), log)
+    train, _ = split(len(real_uint8))
+    real = mnist.to_training_tensor(real_uint8, "cpu")
+    _, reference = classifier.predict(real[train])
+    noise = torch.rand(len(images), 784, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    rows = {"generated": all_metrics(classifier, images, reference),
+            "real": all_metrics(classifier, classifier.held_out_images, reference),
+            "noise": all_metrics(classifier, noise, reference)}
+    rows["classifier_accuracy"] = classifier.held_out_accuracy
+    return rows
+
+
+def table(rows: dict) -> str:
+    lines = ["| row | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for name in ("generated", "real", "noise"):
+        row = rows[name]
+        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append(f"\nclassifier held-out accuracy: {rows['classifier_accuracy']:.4f}; class histogram of the "
+                 f"generated digits: {[round(f, 3) for f in rows['generated']['class_histogram']]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="a model package folder or .zip, or a run folder")
+    parser.add_argument("--samples", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default="", help="where the classifier is cached")
+    parser.add_argument("--json", default="", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    if args.samples < 10:
+        raise ConfigError(f"--samples must be at least 10, got {args.samples}")
+    images, training_config = generated_images(args.source, args.samples, args.seed)
+    data = training_config.get("data", {})
+    rows = evaluate(images, data.get("data", "bundled"), data.get("data_dir", ""), args.cache_dir,
+                    log=lambda message: print(message, file=sys.stderr))
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    run_command(main, sys.argv[1:])
