@@ -102,3 +102,15 @@ def test_help_lists_every_key(capsys):
     assert main(["--help"]) == 0
     shown = capsys.readouterr().out
     assert all(f"--{key}" in shown for key in FIELDS)
+
+
+def test_book_preset_reproduces_the_chapter_and_yields_to_the_command_line():
+    config = parse_command_line(["--preset", "book", "--epochs", "3"]).config
+    assert (config.optimizer.generator_lr, config.optimizer.discriminator_lr) == (0.001, 0.001)
+    assert (config.optimizer.beta1, config.optimizer.beta2) == (0.9, 0.999)
+    assert config.model.init == "glorot_uniform" and config.model.latent_distribution == "uniform"
+    assert config.data.batch_size == 100 and config.optimizer.ema_decay == 0.0
+    assert config.run.epochs == 3 and config.run.preset == "book"
+    assert config.model.generator_hidden == (128,) and config.optimizer.label_smoothing == 0.1  # the design
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        parse_command_line(["--preset", "nope"])

@@ -60,6 +60,7 @@ class RunConfig:
     overwrite: bool = False  # replace an existing run folder of the same name
     dry_run: bool = False  # seconds-long smoke run on a few hundred images
     progress: bool = True  # tqdm progress bar
+    preset: str = ""  # the preset the run started from (--preset), for the record
     export: bool = True  # write the model package to <run folder>/model at the end
 
 
@@ -239,6 +240,15 @@ def validate(config: TrainConfig) -> TrainConfig:
     return config
 
 
+# Named starting points, applied before a config file and the command line.
+PRESETS = {
+    # The original chapter's settings (TensorFlow 1 defaults): Adam 0.001 with betas 0.9 / 0.999,
+    # Glorot-uniform weights with zero biases, latents uniform in [-1, 1], batch 100, 100 epochs.
+    "book": {"generator_lr": 0.001, "discriminator_lr": 0.001, "beta1": 0.9, "beta2": 0.999,
+             "init": "glorot_uniform", "latent_distribution": "uniform", "batch_size": 100, "epochs": 100,
+             "ema_decay": 0.0, "lr_decay_start": 1.0},
+}
+
 LATENT_DISTRIBUTIONS = ("normal", "uniform")
 INITS = ("torch", "glorot_uniform", "normal_0.02")
 DATASETS = ("bundled", "mnist")
@@ -257,7 +267,8 @@ class CommandLine:
 
 def usage() -> str:
     """Every key with its section, type and default, for --help."""
-    lines = ["usage: python -m training.run [--config FILE.toml|.json] [--resume RUN_DIR] [--key value ...]",
+    lines = ["usage: python -m training.run [--preset book] [--config FILE.toml|.json] [--resume RUN_DIR] "
+             "[--key value ...]",
              "Keys may use - or _. Booleans may be given bare (--dry-run). See README.md for details."]
     defaults = TrainConfig()
     for section in SECTIONS:
@@ -271,8 +282,8 @@ def usage() -> str:
 
 
 def parse_command_line(argv: list[str]) -> CommandLine:
-    """Defaults, then `--config FILE`, then the other `--key value` pairs in order."""
-    pairs, config_file, resume = [], "", ""
+    """Defaults, then `--preset NAME`, then `--config FILE`, then the other `--key value` pairs."""
+    pairs, config_file, resume, preset = [], "", "", ""
     i = 0
     while i < len(argv):
         token = argv[i]
@@ -291,6 +302,8 @@ def parse_command_line(argv: list[str]) -> CommandLine:
                 raise ConfigError(f"option '--{key}' needs a value")
         if key == "config":
             config_file = value
+        elif key == "preset":
+            preset = value
         elif key == "resume":
             resume = value
         elif key in FIELDS:
@@ -299,6 +312,10 @@ def parse_command_line(argv: list[str]) -> CommandLine:
             raise _unknown_key(key, "the command line")
         i += 1
     config = TrainConfig()
+    if preset:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset '{preset}'; choose one of {sorted(PRESETS)}")
+        apply_values(config, {**PRESETS[preset], "preset": preset}, source=f"preset '{preset}'")
     if config_file:
         apply_values(config, load_file(config_file), source=config_file)
     for key, value in pairs:
