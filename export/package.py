@@ -72,7 +72,7 @@ def _network(file: str, graph_path: Path, inputs: dict, outputs: dict, widths: l
                    output_activation=output_activation)
 
 
-def write_package(state: dict, out_dir, overwrite: bool = False, log=print) -> Path:
+def write_package(state: dict, out_dir, overwrite: bool = False, log=print, quality: dict | None = None) -> Path:
     """Export `state` (a checkpoint dict) to the package folder `out_dir`, or to the single-file
     form when `out_dir` ends in .zip; returns its path."""
     out_dir = Path(out_dir)
@@ -81,7 +81,7 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print) -> P
     if out_dir.suffix == ".zip":
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".ganpack-export-", dir=out_dir.parent) as scratch:
-            folder = write_package(state, Path(scratch) / "package", log=log)
+            folder = write_package(state, Path(scratch) / "package", log=log, quality=quality)
             return write_archive(folder, out_dir)
     config, generator, discriminator, weights = networks_from_state(state)
     model = config.model
@@ -124,6 +124,7 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print) -> P
                         "torch_version": torch.__version__, "onnx_version": onnx.__version__,
                         "ganpack_version": ganpack.__version__, "git_commit": _git_commit()},
             parity=parity,
+            quality=quality or {},
         )
         (staging / "manifest.json").write_text(manifest.to_json())
         verify_package(staging)  # read back exactly as a runtime will

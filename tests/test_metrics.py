@@ -101,3 +101,28 @@ def test_evaluate_command_uses_the_cached_classifier(evaluator, tmp_path, capsys
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert rows["generated"]["samples"] == 300 and len(rows["generated"]["class_histogram"]) == 10
     assert rows["real"]["frechet_distance"] < rows["generated"]["frechet_distance"] < rows["noise"]["frechet_distance"]
+
+
+def test_training_evaluates_and_the_manifest_records_it(evaluator, tmp_path):
+    import json
+
+    from training.classifier import cache_path
+    from training.run import main
+
+    classifier = evaluator[0]
+    images_uint8, _ = mnist.load_bundled()
+    (tmp_path / "cache").mkdir()
+    torch.save({"model": classifier.model.state_dict(), "held_out_accuracy": classifier.held_out_accuracy},
+               cache_path(images_uint8, tmp_path / "cache"))  # a seeded cache: no 30 s of training here
+    argv = ["--out_dir", str(tmp_path / "runs"), "--name", "q", "--epochs", "2", "--eval_every", "1",
+            "--eval_samples", "100", "--evaluator_cache", str(tmp_path / "cache"), "--progress", "false",
+            "--threads", "1", "--batch_size", "256"]
+    assert main(argv) == 0
+    run = tmp_path / "runs" / "q"
+    records = [json.loads(line) for line in (run / "quality.jsonl").read_text().splitlines()]
+    assert [(r["epoch"], r["samples"]) for r in records] == [(1, 100), (2, 10000)]  # the last one is the final
+    assert (run / "quality.png").read_bytes()[:4] == b"\x89PNG"
+    quality = json.loads((run / "model" / "manifest.json").read_text())["quality"]
+    assert quality["samples"] == 10000 and quality["frechet_distance"] == records[-1]["frechet_distance"]
+    assert quality["reference_real"]["frechet_distance"] < quality["frechet_distance"]
+    assert 0 < quality["classifier_accuracy"] <= 1

@@ -27,7 +27,7 @@ def test_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, signum):
     run_dir = tmp_path / "runs" / "sig"
     # 5,000 bundled digits, far more epochs than it will get through before the signal
     argv = [sys.executable, "-m", "training.run", "--out_dir", str(tmp_path / "runs"), "--name", "sig",
-            "--epochs", "1000", "--log_every", "5", "--threads", "1", "--progress", "false"]
+            "--epochs", "1000", "--log_every", "5", "--threads", "1", "--progress", "false", "--eval_every", "0"]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_metrics(run_dir / "metrics.jsonl", process)
     process.send_signal(signum)

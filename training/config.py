@@ -57,6 +57,9 @@ class RunConfig:
     sample_every: int = 10  # epochs between sample grids
     checkpoint_every: int = 25  # epochs between checkpoints (one is always written at the end)
     keep_checkpoints: int = 3
+    eval_every: int = 100  # epochs between quality evaluations (0: never); see training/evaluate.py
+    eval_samples: int = 1000  # samples per evaluation during training (the final one uses 10,000)
+    evaluator_cache: str = ""  # where the evaluator's classifier is cached; empty: ~/.cache/ganpack/evaluator
     overwrite: bool = False  # replace an existing run folder of the same name
     dry_run: bool = False  # seconds-long smoke run on a few hundred images
     progress: bool = True  # tqdm progress bar
@@ -230,6 +233,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("sample_every", r.sample_every > 0, "must be positive"),
         ("checkpoint_every", r.checkpoint_every > 0, "must be positive"),
         ("keep_checkpoints", r.keep_checkpoints > 0, "must be positive"),
+        ("eval_every", r.eval_every >= 0, "must be non-negative"),
+        ("eval_samples", r.eval_samples >= 10, "must be at least 10"),
         ("name", "/" not in r.name and r.name not in (".", ".."), "must be a plain folder name"),
     ]
     for key, ok, rule in checks:

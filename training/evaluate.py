@@ -37,20 +37,29 @@ def generated_images(source: str, samples: int, seed: int) -> tuple[torch.Tensor
     return torch.from_numpy(images), model.manifest.training_config
 
 
+class Evaluator:
+    """The classifier for one data set and the features of its training split, ready to score."""
+
+    def __init__(self, real_uint8: np.ndarray, labels: np.ndarray, cache_dir: str = "", log=print):
+        self.classifier = load_or_train(real_uint8, labels, Path(cache_dir) if cache_dir else default_cache_dir(), log)
+        train, _ = split(len(real_uint8))
+        _, self.reference = self.classifier.predict(mnist.to_training_tensor(real_uint8, "cpu")[train])
+
+    def metrics(self, images: torch.Tensor) -> dict:
+        """Every metric for images (N, 784) in [-1, 1]."""
+        return all_metrics(self.classifier, images.float().cpu(), self.reference)
+
+    def report(self, images: torch.Tensor) -> dict:
+        """Metric rows for `images` and the two references, as {"generated", "real", "noise"}."""
+        noise = torch.rand(len(images), 784, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        return {"generated": self.metrics(images), "real": self.metrics(self.classifier.held_out_images),
+                "noise": self.metrics(noise), "classifier_accuracy": self.classifier.held_out_accuracy}
+
+
 def evaluate(images: torch.Tensor, dataset: str = "bundled", data_dir: str = "", cache_dir: str = "",
              log=print) -> dict:
-    """Metric rows for `images` and the two references, as {"generated", "real", "noise"}."""
     real_uint8, labels = mnist.load_dataset(dataset, data_dir, "")
-    classifier = load_or_train(real_uint8, labels, Path(cache_dir) if cache_dir else default_cache_dir(), log)
-    train, _ = split(len(real_uint8))
-    real = mnist.to_training_tensor(real_uint8, "cpu")
-    _, reference = classifier.predict(real[train])
-    noise = torch.rand(len(images), 784, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    rows = {"generated": all_metrics(classifier, images, reference),
-            "real": all_metrics(classifier, classifier.held_out_images, reference),
-            "noise": all_metrics(classifier, noise, reference)}
-    rows["classifier_accuracy"] = classifier.held_out_accuracy
-    return rows
+    return Evaluator(real_uint8, labels, cache_dir, log).report(images)
 
 
 def table(rows: dict) -> str:

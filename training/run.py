@@ -16,7 +16,8 @@ from training.rundir import new_run_dir, write_config
 
 # On resume the model, optimizer and data must stay as they were; these may change.
 RESUMABLE_OVERRIDES = {"epochs", "device", "threads", "log_every", "sample_every", "checkpoint_every",
-                       "keep_checkpoints", "progress", "export", "data_dir", "cache_dir"}
+                       "keep_checkpoints", "progress", "export", "data_dir", "cache_dir", "eval_every",
+                       "eval_samples", "evaluator_cache"}
 
 
 def resume_config(state: dict, overrides: dict) -> TrainConfig:
@@ -84,7 +85,8 @@ def main(argv: list[str]) -> int:
         if config.run.export and world.is_main:
             from export.package import write_package  # onnx and onnxruntime load only here
 
-            package = write_package(trainer.state(), run_dir / "model", overwrite=True, log=say)
+            package = write_package(trainer.state(), run_dir / "model", overwrite=True, log=say,
+                                    quality=trainer.final_quality)
             say(f"model package: {package}")
         return 0
     finally:

@@ -86,3 +86,25 @@ def plot_metrics(metrics_path: Path, out_path: Path) -> None:
     figure.tight_layout()
     figure.savefig(out_path, dpi=100)
     plt.close(figure)
+
+
+def plot_quality(quality_path: Path, out_path: Path) -> None:
+    """The evaluator's metrics against epoch: Frechet distance, classifier score, rarest class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(quality_path)
+    epochs = [r["epoch"] for r in records]
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for axis, key, label in zip(axes, ("frechet_distance", "classifier_score", "rarest_class_fraction"),
+                                ("Frechet distance (lower is better)", "classifier score (max 10)",
+                                 "rarest class fraction (0.1 is even)")):
+        axis.plot(epochs, [r[key] for r in records], marker="o")
+        axis.set(xlabel="epoch", title=label)
+        axis.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    figure.tight_layout()
+    figure.savefig(out_path, dpi=100)
+    plt.close(figure)

@@ -6,6 +6,7 @@ a generator seeded with (seed, e), and the noise of step t on rank r from one se
 """
 
 import copy
+import json
 import math
 import time
 from pathlib import Path
@@ -19,11 +20,13 @@ from training.config import TrainConfig
 from training.distributed import World, sum_over_ranks
 from training.losses import discriminator_loss, generator_loss
 from training.model import build_models, sample_latent
-from training.rundir import MetricsLog, plot_metrics
+from training.rundir import MetricsLog, plot_metrics, plot_quality
 
 GRID_SIZE = 100  # the fixed latent batch behind every sample grid (10 x 10)
 DRY_RUN_IMAGES = 256
 DRY_RUN_EPOCHS = 2
+EVAL_SEED = 2024  # the latents behind every quality evaluation of a run
+FINAL_EVAL_SAMPLES = 10000
 
 
 def resolve_device(name: str, world: World) -> torch.device:
@@ -61,7 +64,13 @@ class Trainer:
         self.device = resolve_device(run.device, world)
 
         # data: the whole set in one (N, 784) tensor on the device, in [-1, 1]
-        images, _labels = mnist.load_dataset(config.data.data, config.data.data_dir, config.data.cache_dir)
+        images, labels = mnist.load_dataset(config.data.data, config.data.data_dir, config.data.cache_dir)
+        self.quality = None  # the evaluator, on rank 0 when eval_every > 0 (not in dry runs)
+        if run.eval_every and world.is_main and not run.dry_run:
+            from training.evaluate import Evaluator
+
+            self.quality = Evaluator(images, labels, run.evaluator_cache, log=print)
+        self.final_quality = {}
         if run.dry_run:
             images = images[:DRY_RUN_IMAGES]
             run.sample_every = run.checkpoint_every = 1
@@ -199,6 +208,8 @@ class Trainer:
         run, world = self.config.run, self.world
         batch = self.config.data.batch_size
         metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.step) if world.is_main else None
+        if self.quality is not None:  # on resume, forget evaluations past the checkpoint
+            MetricsLog(self.run_dir / "quality.jsonl", self.step).close()
         total = self.epochs * self.steps_per_epoch
         bar = self._progress_bar(total)
         running = torch.zeros(4, device=self.device)
@@ -252,6 +263,8 @@ class Trainer:
             self.save_checkpoint()
         if last and self.world.is_main:
             self.save_samples(self.run_dir / "samples" / "final.png")
+        if self.quality is not None and (self.epoch % run.eval_every == 0 or last):
+            self._evaluate(FINAL_EVAL_SAMPLES if last else run.eval_samples, last)
 
     def _reduce(self, running: torch.Tensor, count: int) -> list[float]:
         """Mean over the window and over ranks; this is the loop's one host sync."""
@@ -287,6 +300,25 @@ class Trainer:
 
         return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
                     desc=f"epoch {self.epoch + 1}/{self.epochs}")
+
+    @torch.no_grad()
+    def _evaluate(self, samples: int, last: bool) -> None:
+        """Quality of the sampling generator on `samples` fixed-seed latents, into quality.jsonl."""
+        latent = sample_latent(samples, self.config.model, torch.Generator().manual_seed(EVAL_SEED),
+                               torch.device("cpu")).to(self.device)
+        images, _ = self.sampling_generator(latent)
+        metrics = self.quality.metrics(images)
+        with open(self.run_dir / "quality.jsonl", "a") as log:
+            log.write(json.dumps({"epoch": self.epoch, "step": self.step, **metrics}) + "\n")
+        if last:
+            self.final_quality = {**metrics, "classifier_accuracy": self.quality.classifier.held_out_accuracy,
+                                  "reference_real": self.quality.metrics(self.quality.classifier.held_out_images)}
+        plot_quality(self.run_dir / "quality.jsonl", self.run_dir / "quality.png")
+        from tqdm import tqdm
+
+        tqdm.write(f"epoch {self.epoch}: Frechet distance {metrics['frechet_distance']:.1f}, classifier score "
+                   f"{metrics['classifier_score']:.2f}, rarest class {metrics['rarest_class_fraction']:.1%} "
+                   f"({samples} samples)")
 
     @property
     def sampling_generator(self):
