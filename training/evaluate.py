@@ -94,5 +94,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     run_command(main, sys.argv[1:])

@@ -6,7 +6,6 @@ a generator seeded with (seed, e), and the noise of step t on rank r from one se
 """
 
 import copy
-import json
 import math
 import time
 from pathlib import Path
@@ -308,8 +307,9 @@ class Trainer:
                                torch.device("cpu")).to(self.device)
         images, _ = self.sampling_generator(latent)
         metrics = self.quality.metrics(images)
-        with open(self.run_dir / "quality.jsonl", "a") as log:
-            log.write(json.dumps({"epoch": self.epoch, "step": self.step, **metrics}) + "\n")
+        log = MetricsLog(self.run_dir / "quality.jsonl")
+        log.write({"epoch": self.epoch, "step": self.step, **metrics})
+        log.close()
         if last:
             self.final_quality = {**metrics, "classifier_accuracy": self.quality.classifier.held_out_accuracy,
                                   "reference_real": self.quality.metrics(self.quality.classifier.held_out_images)}
