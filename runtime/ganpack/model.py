@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ganpack.archive import extract_archive, is_archive
-from ganpack.backends import backend_class, choose_backend
+from ganpack.backends import activations, backend_class, choose_backend
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
 from ganpack.grid import to_uint8
@@ -144,9 +144,7 @@ class Model:
             raise InputError(f"float images must lie in [-1, 1], got values in [{rows.min()}, {rows.max()}]; "
                              "pass uint8 pixels to have them rescaled")
         logits = self._run(self._discriminator, rows, "logits")  # (n, 1)
-        from ganpack.backends.activations import sigmoid
-
-        return sigmoid(logits[:, 0])
+        return activations.sigmoid(logits[:, 0])
 
     # ------------------------------------------------------------------------------------------
 
@@ -154,19 +152,22 @@ class Model:
         """Run `backend` over (n, in) rows in chunks of CHUNK_ROWS; returns the `kind` output."""
         width = backend.out_width
         out = np.empty((len(rows), width), np.float32) if out is None else out.reshape(len(rows), width)
-        if len(rows) <= CHUNK_ROWS and getattr(backend, "writes_into", None) == kind:
-            backend.run_into(rows, out)  # the common case, without a temporary
+        direct = getattr(backend, "writes_into", None) == kind  # the C backend writes into `out` itself
+        if direct and len(rows) <= CHUNK_ROWS:
+            backend.run_into(rows, out)  # one call, no slicing: at batch 1 every microsecond shows
             return out
         for start in range(0, len(rows), CHUNK_ROWS):
-            result = backend.run(rows[start:start + CHUNK_ROWS])
-            out[start:start + CHUNK_ROWS] = result[kind] if kind in result else _activate(backend, result)
+            chunk = slice(start, start + CHUNK_ROWS)  # row slices of `out` stay C-contiguous
+            if direct:
+                backend.run_into(rows[chunk], out[chunk])
+            else:
+                result = backend.run(rows[chunk])
+                out[chunk] = result[kind] if kind in result else _activate(backend, result)
         return out
 
 
 def _activate(backend, result: dict) -> np.ndarray:
     """The activated output from logits, for backends that returned only the logits."""
-    from ganpack.backends import activations
-
     last = backend.stack.layers[-1]
     return activations.apply(result["logits"], last.activation, last.alpha)
 
