@@ -15,7 +15,7 @@ world = init_world()
 config = TrainConfig()
 config.run.dry_run, config.run.progress, config.run.threads, config.run.log_every = True, False, 1, 1
 config.run.out_dir, config.run.name = str(out / "runs"), "ddp"
-config.data.batch_size = 32  # per rank: a global batch of 64 over 2 ranks
+config.data.batch_size = 128  # per rank: a global batch of 256 over 2 ranks
 run_dir = new_run_dir(config.run.out_dir, config.run.name, overwrite=False) if world.is_main else None
 trainer = Trainer(config, run_dir, world)
 trainer.train()

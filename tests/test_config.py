@@ -55,6 +55,8 @@ def test_config_file_then_command_line(tmp_path, suffix):
     (["--epochs"], "epochs"),
     (["epochs", "3"], "epochs"),
     (["--name", "../escape"], "name"),
+    (["--augment_shift", "9"], "augment_shift"),
+    (["--r1_gamma", "-1"], "r1_gamma"),
 ])
 def test_bad_command_line_names_the_key(argv, named):
     with pytest.raises(ConfigError, match=named):

@@ -22,7 +22,7 @@ def test_two_cpu_ranks_end_with_identical_weights(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0["world_size"] == rank1["world_size"] == 2
-    assert rank0["steps"] == rank1["steps"] == 2 * 4  # 256 images / global batch 64, 2 epochs
+    assert rank0["steps"] == rank1["steps"] == 2 * 4  # 1,024 images / global batch 256, 2 epochs
     for network in ("generator", "discriminator"):
         for key, tensor in rank0[network].items():
             assert torch.equal(tensor, rank1[network][key]), f"{network}.{key} differs between ranks"
@@ -34,7 +34,7 @@ def test_two_cpu_ranks_end_with_identical_weights(tmp_path):
 
 def test_torchrun_command_line(tmp_path):
     result = torchrun("-m", "training.run", "--dry-run", "--out_dir", str(tmp_path / "runs"), "--name", "cli",
-                      "--progress", "false", "--threads", "1", cwd=TESTS.parent)
+                      "--progress", "false", "--threads", "1", "--batch_size", "64", cwd=TESTS.parent)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "x 2 processes" in result.stdout and "global batch 128" in result.stdout
     assert (tmp_path / "runs" / "cli" / "samples" / "final.png").exists()

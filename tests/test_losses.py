@@ -1,8 +1,9 @@
 """The loss definitions, checked against the binary cross-entropy formula written out by hand."""
 
+import pytest
 import torch
 
-from training.losses import discriminator_loss, generator_loss
+from training.losses import discriminator_loss, generator_loss, r1_penalty
 
 
 def bce(logits, target):
@@ -39,3 +40,17 @@ def test_generator_loss_is_non_saturating():
     logit = torch.full((1, 1), -10.0, requires_grad=True)
     generator_loss(logit).backward()
     assert abs(logit.grad.item()) > 0.99
+
+
+def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm():
+    weight = torch.tensor([[3.0, -4.0]])  # logit = 3 x0 - 4 x1 + 1: gradient (3, -4) everywhere
+    real = torch.randn(5, 2, requires_grad=True)
+    logits = real @ weight.T + 1.0
+    assert r1_penalty(real, logits).item() == pytest.approx(25.0)
+
+
+def test_r1_penalty_is_differentiable_in_the_discriminator_weights():
+    weight = torch.tensor([[3.0, -4.0]], requires_grad=True)
+    real = torch.randn(5, 2, requires_grad=True)
+    r1_penalty(real, real @ weight.T).backward()
+    assert torch.allclose(weight.grad, 2 * weight.detach())  # d|w|^2 / dw = 2w

@@ -88,9 +88,11 @@ def test_resume_after_an_epoch_matches_an_uninterrupted_run(tmp_path):
 
 
 def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_config, tmp_path):
-    # with the moving average and the learning-rate decay on, so their state is covered too
+    # with the moving average, the learning-rate decay, the shifts and R1 on, so they are covered too
     tiny_config.optimizer.ema_decay, tiny_config.optimizer.lr_decay_start = 0.9, 0.5
-    assert main(cli(tmp_path, "whole", "--ema_decay", "0.9", "--lr_decay_start", "0.5")) == 0
+    tiny_config.optimizer.augment_shift, tiny_config.optimizer.r1_gamma = 2, 1.0
+    assert main(cli(tmp_path, "whole", "--ema_decay", "0.9", "--lr_decay_start", "0.5",
+                    "--augment_shift", "2", "--r1_gamma", "1.0")) == 0
     run_dir = new_run_dir(tiny_config.run.out_dir, "stopped", overwrite=False)
 
     def stop_after_step_3(trainer):
@@ -133,7 +135,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, m
     assert all(torch.isfinite(t).all() for t in state["generator"].values())
 
 
-def test_one_discriminator_scores_real_and_generated_batches(tiny_config, monkeypatch):
+@pytest.mark.parametrize("r1_gamma", [0.0, 1.0])
+def test_one_discriminator_scores_real_and_generated_batches(tiny_config, monkeypatch, r1_gamma):
+    tiny_config.optimizer.r1_gamma = r1_gamma
     calls = []
     original = Discriminator.forward
 
@@ -145,8 +149,9 @@ def test_one_discriminator_scores_real_and_generated_batches(tiny_config, monkey
     trainer = Trainer(tiny_config, None, World())
     before = [p.detach().clone() for p in trainer.discriminator.parameters()]
     trainer.train_step(trainer.data[:64])
-    # D step: real batch, then the detached fake batch; G step: the fake batch with its graph
-    assert [requires for _, requires in calls] == [False, False, True]
+    # D step: real batch (needing its gradient for R1), then the detached fake batch;
+    # G step: the fake batch with its graph
+    assert [requires for _, requires in calls] == [r1_gamma > 0, False, True]
     assert len({module for module, _ in calls}) == 1  # one module, so one set of weights
     after = list(trainer.discriminator.parameters())
     assert all(not torch.equal(b, a) for b, a in zip(before, after))

@@ -7,6 +7,7 @@ a generator seeded with (seed, e), and the noise of step t on rank r from one se
 
 import copy
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -17,15 +18,17 @@ from ganpack.errors import ConfigError, TrainingError
 from training import checkpoint, mnist
 from training.config import TrainConfig
 from training.distributed import World, sum_over_ranks
-from training.losses import discriminator_loss, generator_loss
+from training.augment import translate
+from training.losses import discriminator_loss, generator_loss, r1_penalty
 from training.model import build_models, sample_latent
 from training.rundir import MetricsLog, plot_metrics, plot_quality
 
 GRID_SIZE = 100  # the fixed latent batch behind every sample grid (10 x 10)
-DRY_RUN_IMAGES = 256
+DRY_RUN_IMAGES = 1024  # four steps of the default batch per epoch
 DRY_RUN_EPOCHS = 2
 EVAL_SEED = 2024  # the latents behind every quality evaluation of a run
 FINAL_EVAL_SAMPLES = 10000
+RUN_FOLDER_EXTRA_BYTES = 50_000_000  # sample grids, logs, plots and the exported package, generously
 
 
 def resolve_device(name: str, world: World) -> torch.device:
@@ -103,6 +106,8 @@ class Trainer:
         self.stop_requested = False
         if resume_state is not None:
             self._restore(resume_state)
+        if run_dir is not None and world.is_main:
+            self._check_free_space()
 
     # -----------------------------------------------------------------------------------------
     # state
@@ -140,6 +145,17 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.step, self.elapsed = state["step"], state["elapsed"]
 
+    def _check_free_space(self) -> None:
+        """Refuse to start when the run folder's disk cannot hold the checkpoints this run keeps
+        (one more while the newest is written), plus room for grids, logs and the package."""
+        one = checkpoint.checkpoint_bytes(self.state())
+        needed = (self.config.run.keep_checkpoints + 1) * one + RUN_FOLDER_EXTRA_BYTES
+        free = shutil.disk_usage(self.run_dir).free
+        if free < needed:
+            raise TrainingError(f"not enough free space for run folder '{self.run_dir}': {free / 1e6:.1f} MB "
+                                f"free, about {needed / 1e6:.1f} MB needed ({self.config.run.keep_checkpoints} + 1 "
+                                f"checkpoints of {one / 1e6:.1f} MB, plus grids, logs and the model package)")
+
     def save_checkpoint(self) -> Path | None:
         if not self.world.is_main:
             return None
@@ -174,10 +190,17 @@ class Trainer:
         fake, _ = self.generator_train(z)  # (B, 784)
 
         # Update D: maximize log D(x) + log(1 - D(G(z))), real targets smoothed to 1 - label_smoothing.
-        # One discriminator (shared weights) scores both batches.
+        # One discriminator (shared weights) scores both batches, each image randomly shifted
+        # when augment_shift > 0 (the noise generator draws the shifts, so resume stays exact).
+        opt = cfg.optimizer
+        real = translate(real, opt.augment_shift, self.noise)
+        if opt.r1_gamma:
+            real = real.detach().requires_grad_(True)
         real_prob, real_logits = self.discriminator_train(real)
-        fake_prob, fake_logits = self.discriminator_train(fake.detach())
-        loss_d = discriminator_loss(real_logits, fake_logits, cfg.optimizer.label_smoothing)
+        fake_prob, fake_logits = self.discriminator_train(translate(fake.detach(), opt.augment_shift, self.noise))
+        loss_d = discriminator_loss(real_logits, fake_logits, opt.label_smoothing)
+        if opt.r1_gamma:
+            loss_d = loss_d + 0.5 * opt.r1_gamma * r1_penalty(real, real_logits)
         self.optimizer_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimizer_d.step()
@@ -185,7 +208,7 @@ class Trainer:
         # Update G: maximize log D(G(z)) (non-saturating). D is frozen and called without its DDP
         # wrapper: its weight gradients would be thrown away, so neither compute nor sync them.
         self.discriminator.requires_grad_(False)
-        _, fake_logits_g = self.discriminator(fake)
+        _, fake_logits_g = self.discriminator(translate(fake, opt.augment_shift, self.noise))
         loss_g = generator_loss(fake_logits_g)
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()
