@@ -1,9 +1,25 @@
 """`python -m export RUN_DIR_OR_CHECKPOINT --out MODEL_DIR [--overwrite]`: write a model package."""
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from ganpack.errors import run_command
+
+
+def run_quality(source: Path, step: int) -> dict:
+    """The quality the training run measured on these very weights (its own export at the end,
+    RUN/model/manifest.json, at the same step), or {} when there is none."""
+    manifest = source / "model" / "manifest.json"
+    if not (source.is_dir() and manifest.is_file()):
+        return {}
+    try:
+        values = json.loads(manifest.read_text())
+    except ValueError:
+        return {}
+    same_weights = values.get("provenance", {}).get("steps") == step
+    return values.get("quality") or {} if same_weights else {}
 
 
 def main(argv: list[str]) -> int:
@@ -14,8 +30,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from export.package import load_state, write_package  # torch and onnx load after the arguments
 
-    path = write_package(load_state(args.source), args.out, overwrite=args.overwrite)
-    print(f"model package written to {path}")
+    state = load_state(args.source)
+    quality = run_quality(Path(args.source), state["step"])
+    path = write_package(state, args.out, overwrite=args.overwrite, quality=quality)
+    print(f"model package written to {path}" + ("; quality carried from the run's final evaluation" if quality
+                                                else "; no quality recorded (python -m training.evaluate measures it)"))
     return 0
 
 

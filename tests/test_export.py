@@ -25,7 +25,7 @@ TOLERANCE = 1e-5
 
 
 def train(tmp_path_factory, name, *extra):
-    """A dry run (2 epochs on 256 digits), which exports its package to RUN/model at the end."""
+    """A dry run (2 epochs on 1,024 digits), which exports its package to RUN/model at the end."""
     out = tmp_path_factory.mktemp(name)
     argv = ["--dry-run", "--out_dir", str(out), "--name", name, "--progress", "false", "--threads", "1", *extra]
     assert main(argv) == 0
@@ -179,6 +179,22 @@ def test_command_line(run_dir, tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
     missing = export(str(tmp_path / "nothing"), "--out", str(tmp_path / "x"))
     assert missing.returncode == 2 and "neither a run folder nor a checkpoint" in missing.stderr
+
+
+def test_exporting_a_run_again_keeps_its_measured_quality(run_dir, tmp_path):
+    from export.__main__ import main as export_main
+
+    run_copy = shutil.copytree(run_dir, tmp_path / "run")
+    manifest_path = run_copy / "model" / "manifest.json"
+    values = json.loads(manifest_path.read_text())
+    values["quality"] = {"frechet_distance": 12.5, "samples": 10000}  # as the run's final evaluation writes
+    manifest_path.write_text(json.dumps(values))
+    assert export_main([str(run_copy), "--out", str(tmp_path / "again")]) == 0
+    assert read_manifest(tmp_path / "again").quality == values["quality"]
+    values["provenance"]["steps"] += 1  # measured on other weights: not carried over
+    manifest_path.write_text(json.dumps(values))
+    assert export_main([str(run_copy), "--out", str(tmp_path / "other")]) == 0
+    assert read_manifest(tmp_path / "other").quality == {}
 
 
 def test_training_can_skip_the_export(tmp_path_factory):
