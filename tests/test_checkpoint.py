@@ -16,16 +16,22 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 class Exploit:
+    """Unpickling this writes a file: proof that code ran."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
     def __reduce__(self):
-        return (print, ("code ran",))
+        return (open, (self.target, "w"))
 
 
 def test_loading_never_runs_pickled_code(tmp_path):
     path = checkpoint.checkpoint_path(tmp_path, 1)
     path.parent.mkdir(parents=True)
-    torch.save({"format": checkpoint.FORMAT, "version": 1, "payload": Exploit()}, path)
+    torch.save({"format": checkpoint.FORMAT, "version": 1, "payload": Exploit(tmp_path / "code-ran")}, path)
     with pytest.raises(TrainingError, match="cannot be read"):
         checkpoint.load_checkpoint(path)
+    assert not (tmp_path / "code-ran").exists()
 
 
 def test_wrong_format_and_version_are_refused(tmp_path):

@@ -22,14 +22,42 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary file beside `path`, fsync, then rename: never a half-written file.
+    A failed write (a full disk, say) removes the temporary file and leaves older checkpoints."""
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as file:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise TrainingError(f"cannot write checkpoint '{path}': {error.strerror or error}; "
+                            "the previous checkpoints are kept") from None
+
+
+def remove_partial_writes(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of checkpoint writes that a killed process left behind."""
+    folder = run_dir / "checkpoints"
+    stale = sorted(folder.glob("*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def checkpoint_bytes(state: dict) -> int:
+    """Bytes of the tensors in a state dict (a checkpoint is about this size on disk)."""
+    total = 0
+    for value in state.values():
+        if isinstance(value, torch.Tensor):
+            total += value.numel() * value.element_size()
+        elif isinstance(value, dict):
+            total += checkpoint_bytes(value)
+        elif isinstance(value, (list, tuple)):
+            total += checkpoint_bytes(dict(enumerate(value)))
+    return total
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -58,6 +58,8 @@ def main(argv: list[str]) -> int:
     try:
         if command_line.resume:
             run_dir = Path(command_line.resume)
+            for stale in checkpoint.remove_partial_writes(run_dir) if world.is_main else []:
+                say(f"removed '{stale}', a checkpoint write that did not finish")
             state, path = checkpoint.load_latest(run_dir, warn=say)
             config = resume_config(state, command_line.overrides)
             say(f"resuming {run_dir} from {path.name} (epoch {state['epoch']}, step {state['step']})")

@@ -44,9 +44,8 @@ class MetricsLog:
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
         if resume_step is not None and path.exists():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
-            path.write_text("".join(line + "\n" for line in kept))
+            kept = [record for record in read_metrics(path) if record["step"] <= resume_step]
+            path.write_text("".join(json.dumps(record) + "\n" for record in kept))
         self.file = open(path, "a")
 
     def write(self, record: dict) -> None:
@@ -58,7 +57,17 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of a JSON-lines log. A process killed mid-write (SIGKILL, power loss) can leave
+    a torn last line; it is dropped, as resume replays that step anyway."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "step" in record:
+            records.append(record)
+    return records
 
 
 def plot_metrics(metrics_path: Path, out_path: Path) -> None:
