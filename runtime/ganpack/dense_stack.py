@@ -63,7 +63,14 @@ def from_onnx(model) -> DenseStack:
     from onnx import numpy_helper
 
     graph = model.graph
-    initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for init in graph.initializer:
+        if init.data_location == init.EXTERNAL or init.external_data:
+            # a path written inside the graph: never followed (a package is self-contained)
+            raise UnsupportedGraphError(f"initializer '{init.name}' keeps its data in an external file")
+    try:
+        initializers = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    except (ValueError, TypeError, KeyError) as error:  # dims that do not match the data, unknown types
+        raise UnsupportedGraphError(f"an initializer cannot be read: {error}") from None
     inputs = [i.name for i in graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise UnsupportedGraphError(f"a dense stack has one input, this graph has {len(inputs)}: {inputs}")
@@ -148,10 +155,12 @@ def load_dense_stack(path) -> DenseStack:
     import onnx
 
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)  # never read files the graph names
     except Exception as error:  # protobuf decode errors have no common base we can name
         raise PackageError(f"{path}: not a readable ONNX model: {error}") from None
     try:
         return from_onnx(model)
     except UnsupportedGraphError as error:
         raise UnsupportedGraphError(f"{path}: {error}") from None
+    except (IndexError, ValueError, TypeError, KeyError, AttributeError) as error:  # a damaged but parseable graph
+        raise UnsupportedGraphError(f"{path}: malformed graph: {type(error).__name__}: {error}") from None

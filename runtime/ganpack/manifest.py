@@ -11,6 +11,9 @@ so a runtime never acts on a malformed manifest.
 """
 
 import json
+import math
+import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,8 +21,13 @@ from ganpack.errors import PackageError
 
 FORMAT = "ganpack-model"
 FORMAT_VERSION = 1
-MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB; anything larger is not one of ours
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_LATENT_PARAMETER = 1e6  # latents stay far inside float32 range
+MAX_OPSET = 1000
+IMAGE_VALUE_RANGE = [-1.0, 1.0]
+GENERATOR_WEIGHTS = ("ema", "raw")  # the moving average of G's weights, or the last step's  # a manifest is a few kB; anything larger is not one of ours
 LATENT_DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high")}
+FILES = {"generator": "generator.onnx", "discriminator": "discriminator.onnx"}  # fixed by the format
 ACTIVATIONS = ("identity", "leaky_relu", "relu", "tanh", "sigmoid")
 
 
@@ -87,15 +95,18 @@ def _require(values: dict, key: str, kind, where: str):
     return value
 
 
-def _plain_file_name(name: str, where: str) -> str:
-    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
-        raise ManifestError(f"manifest field '{where}file' must be a plain file name, got {name!r}")
+def _fixed_file_name(name: str, where: str) -> str:
+    """A package's files have fixed names; the manifest only records them. The loader opens the
+    fixed names (FILES), so no string read from a manifest ever becomes a path."""
+    expected = FILES[where.rstrip(".")]
+    if name != expected:
+        raise ManifestError(f"manifest field '{where}file' must be {expected!r}, got {name!r}")
     return name
 
 
 def _network(values: dict, where: str) -> Network:
     network = Network(
-        file=_plain_file_name(_require(values, "file", str, where), where),
+        file=_fixed_file_name(_require(values, "file", str, where), where),
         sha256=_require(values, "sha256", str, where),
         inputs=_require(values, "inputs", dict, where),
         outputs=_require(values, "outputs", dict, where),
@@ -112,7 +123,30 @@ def _network(values: dict, where: str) -> Network:
     for key in ("hidden_activation", "output_activation"):
         if getattr(network, key) not in ACTIVATIONS:
             raise ManifestError(f"manifest field '{where}{key}' must be one of {ACTIVATIONS}")
+    if not 0.0 <= network.leaky_relu_alpha < 1.0:  # also refuses NaN
+        raise ManifestError(f"manifest field '{where}leaky_relu_alpha' must be in [0, 1), "
+                            f"got {network.leaky_relu_alpha!r}")
+    for key in ("inputs", "outputs"):
+        for name, shape in getattr(network, key).items():
+            if not (isinstance(shape, list) and shape and all(
+                    dim == "batch" or (isinstance(dim, int) and not isinstance(dim, bool) and dim > 0)
+                    for dim in shape)):
+                raise ManifestError(f"manifest field '{where}{key}.{name}' must be a shape: a list of "
+                                    f"positive integers and \"batch\", got {shape!r}")
     return network
+
+
+def _image(values: dict, output_width: int) -> Image:
+    image = Image(shape=_require(values, "shape", list, "image."),
+                  value_range=_require(values, "value_range", list, "image."),
+                  to_uint8=_require(values, "to_uint8", str, "image."))
+    if (len(image.shape) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                         for d in image.shape) or math.prod(image.shape) != output_width):
+        raise ManifestError(f"manifest image.shape {image.shape!r} must be two positive integers whose "
+                            f"product is the generator's output width {output_width}")
+    if image.value_range != IMAGE_VALUE_RANGE:  # the runtime's uint8 mapping assumes tanh's range
+        raise ManifestError(f"manifest image.value_range {image.value_range!r} must be {IMAGE_VALUE_RANGE}")
+    return image
 
 
 def parse_manifest(values: dict) -> Manifest:
@@ -121,7 +155,7 @@ def parse_manifest(values: dict) -> Manifest:
     if values.get("format") != FORMAT:
         raise ManifestError(f"manifest format is {values.get('format')!r}, expected {FORMAT!r}")
     version = values.get("format_version")
-    if version != FORMAT_VERSION:
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ManifestError(f"manifest format_version {version!r} is not supported "
                             f"(this ganpack reads version {FORMAT_VERSION})")
     latent_values = _require(values, "latent", dict, "")
@@ -132,21 +166,36 @@ def parse_manifest(values: dict) -> Manifest:
         raise ManifestError(f"manifest latent.distribution {latent.distribution!r} is not one of "
                             f"{sorted(LATENT_DISTRIBUTIONS)}")
     for name in LATENT_DISTRIBUTIONS[latent.distribution]:
-        _require(latent.parameters, name, (int, float), "latent.parameters.")
+        value = _require(latent.parameters, name, (int, float), "latent.parameters.")
+        if not math.isfinite(value) or abs(value) > MAX_LATENT_PARAMETER:
+            raise ManifestError(f"manifest latent.parameters.{name} must be finite and at most "
+                                f"{MAX_LATENT_PARAMETER:g} in size, got {value!r}")
+    spread = ((latent.parameters["std"] > 0) if latent.distribution == "normal"
+              else latent.parameters["low"] < latent.parameters["high"])
+    if not spread:
+        raise ManifestError(f"manifest latent.parameters {latent.parameters} describe no spread "
+                            "(normal needs std > 0, uniform low < high)")
     if not 0 < latent.dim <= 1 << 16:
         raise ManifestError(f"manifest latent.dim {latent.dim} is out of range")
     image_values = _require(values, "image", dict, "")
-    image = Image(shape=_require(image_values, "shape", list, "image."),
-                  value_range=_require(image_values, "value_range", list, "image."),
-                  to_uint8=_require(image_values, "to_uint8", str, "image."))
     generator = _network(_require(values, "generator", dict, ""), "generator.")
     discriminator = _network(_require(values, "discriminator", dict, ""), "discriminator.")
     if generator.layer_widths[0] != latent.dim:
         raise ManifestError(f"generator input width {generator.layer_widths[0]} != latent.dim {latent.dim}")
+    if generator.layer_widths[-1] != discriminator.layer_widths[0]:
+        raise ManifestError(f"generator output width {generator.layer_widths[-1]} != discriminator input "
+                            f"width {discriminator.layer_widths[0]}")
+    image = _image(image_values, generator.layer_widths[-1])
+    opset = _require(values, "opset", int, "")
+    if not 1 <= opset <= MAX_OPSET:
+        raise ManifestError(f"manifest opset {opset} is out of range")
+    generator_weights = _require(values, "generator_weights", str, "")
+    if generator_weights not in GENERATOR_WEIGHTS:
+        raise ManifestError(f"manifest generator_weights {generator_weights!r} is not one of {GENERATOR_WEIGHTS}")
     return Manifest(
         latent=latent, image=image, generator=generator, discriminator=discriminator,
-        opset=_require(values, "opset", int, ""),
-        generator_weights=_require(values, "generator_weights", str, ""),
+        opset=opset,
+        generator_weights=generator_weights,
         training_config=_require(values, "training_config", dict, ""),
         provenance=_require(values, "provenance", dict, ""),
         parity=_require(values, "parity", dict, ""),
@@ -157,9 +206,13 @@ def parse_manifest(values: dict) -> Manifest:
 def read_manifest(package_dir) -> Manifest:
     path = Path(package_dir) / "manifest.json"
     try:
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{path}: {path.stat().st_size} bytes is too large for a manifest")
-        values = json.loads(path.read_text(encoding="utf-8"))
+        info = os.lstat(path)  # the link itself: a symlink could point anywhere, a FIFO would block
+        if not stat.S_ISREG(info.st_mode):
+            raise ManifestError(f"{path}: not a regular file (a symlink, folder or device is never a manifest)")
+        if info.st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{path}: {info.st_size} bytes is too large for a manifest")
+        with open(path, "rb") as file:
+            values = json.loads(file.read(MAX_MANIFEST_BYTES + 1).decode("utf-8"))
     except FileNotFoundError:
         raise ManifestError(f"{path}: no manifest.json; is '{package_dir}' a model package?") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:

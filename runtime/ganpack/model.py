@@ -18,6 +18,7 @@ from ganpack.backends import activations, backend_class, choose_backend
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
 from ganpack.grid import to_uint8
+from ganpack.manifest import FILES
 from ganpack.package import verify_package
 
 CHUNK_ROWS = 4096  # rows per backend call: bounds the memory of intermediate activations
@@ -43,6 +44,15 @@ def _check_stack(stack: DenseStack, network, name: str) -> None:
     found = [layer.activation for layer in stack.layers]
     if found != expected:
         raise PackageError(f"{name}: graph activations {found} differ from the manifest's {expected}")
+    for layer in stack.layers:
+        if layer.activation == "leaky_relu" and abs(layer.alpha - network.leaky_relu_alpha) > 1e-6:
+            raise PackageError(f"{name}: graph Leaky ReLU alpha {layer.alpha} differs from the manifest's "
+                               f"{network.leaky_relu_alpha}")
+    expected_io = ({stack.input_name: ["batch", stack.widths[0]]},
+                   {output: ["batch", stack.widths[-1]] for output in stack.outputs})
+    if (network.inputs, network.outputs) != expected_io:
+        raise PackageError(f"{name}: graph inputs and outputs {expected_io} differ from the manifest's "
+                           f"{network.inputs} and {network.outputs}")
 
 
 class Model:
@@ -59,14 +69,15 @@ class Model:
             folder = self.path
         self.folder = folder  # where the package's files are read from
         self.manifest = verify_package(folder)
-        generator = load_dense_stack(folder / self.manifest.generator.file)
-        discriminator = load_dense_stack(folder / self.manifest.discriminator.file)
-        _check_stack(generator, self.manifest.generator, self.manifest.generator.file)
-        _check_stack(discriminator, self.manifest.discriminator, self.manifest.discriminator.file)
+        generator_path, discriminator_path = folder / FILES["generator"], folder / FILES["discriminator"]
+        generator = load_dense_stack(generator_path)
+        discriminator = load_dense_stack(discriminator_path)
+        _check_stack(generator, self.manifest.generator, FILES["generator"])
+        _check_stack(discriminator, self.manifest.discriminator, FILES["discriminator"])
         self.backend = choose_backend(backend)
         cls = backend_class(self.backend)
-        self._generator = cls(generator, folder / self.manifest.generator.file, threads=threads)
-        self._discriminator = cls(discriminator, folder / self.manifest.discriminator.file, threads=threads)
+        self._generator = cls(generator, generator_path, threads=threads)
+        self._discriminator = cls(discriminator, discriminator_path, threads=threads)
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
 

@@ -4,7 +4,7 @@ import hashlib
 from pathlib import Path
 
 from ganpack.errors import PackageError
-from ganpack.manifest import Manifest, read_manifest
+from ganpack.manifest import FILES, Manifest, read_manifest
 
 MAX_GRAPH_BYTES = 256 << 20  # far above any dense GAN we export; refuses absurd files early
 
@@ -24,8 +24,9 @@ def verify_package(package_dir) -> Manifest:
     if not root.is_dir():
         raise PackageError(f"model package '{root}' is not a folder")
     manifest = read_manifest(root)
-    for network in (manifest.generator, manifest.discriminator):
-        path = root / network.file
+    for network, file_name in ((manifest.generator, FILES["generator"]),
+                               (manifest.discriminator, FILES["discriminator"])):
+        path = root / file_name  # the format's fixed name, never a string from the manifest
         if path.is_symlink() or not path.is_file():
             raise PackageError(f"{path}: missing from the package (or not a regular file)")
         if path.stat().st_size > MAX_GRAPH_BYTES:

@@ -4,6 +4,7 @@ import numpy as np
 import onnxruntime
 
 from ganpack.dense_stack import DenseStack
+from ganpack.errors import PackageError
 
 
 class OnnxRuntimeBackend:
@@ -17,7 +18,10 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime's Fail, InvalidGraph, ... share no base we can name
+            raise PackageError(f"{onnx_path}: onnxruntime cannot load it: {error}") from None
         self.output_names = list(stack.outputs)  # graph output name -> "activated" / "logits"
 
     def run(self, x: np.ndarray) -> dict:
