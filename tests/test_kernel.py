@@ -1,5 +1,6 @@
 """The C kernel through Python: every ISA this CPU has against numpy, argument checks before C,
-and the C test suite itself, strict and under AddressSanitizer + UndefinedBehaviorSanitizer."""
+and the C test suite itself: strict, under AddressSanitizer + UndefinedBehaviorSanitizer, under
+ThreadSanitizer, and under valgrind (trimmed grids, GP_TEST_QUICK=1, to fit CI)."""
 
 import shutil
 import subprocess
@@ -75,7 +76,12 @@ needs_make = pytest.mark.skipif(not (shutil.which("make") and shutil.which("gcc"
 
 
 @needs_make
-@pytest.mark.parametrize("target", ["test", "sanitize"])
+@pytest.mark.parametrize("target", [
+    "test",  # -Werror build, full grids
+    "sanitize",  # AddressSanitizer + UndefinedBehaviorSanitizer, full grids
+    "tsan",  # ThreadSanitizer over the worker threads and 8 callers on one stack
+    pytest.param("valgrind-quick", marks=pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind")),
+])
 def test_c_suite(target, tmp_path):
     source = tmp_path / "csrc"  # a copy: the build folder stays out of the checkout
     shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build"))

@@ -44,6 +44,10 @@ static void check(test_counts *counts, int ok, const char *what) {
     }
 }
 
+/* GP_TEST_QUICK=1 trims the grids (sizes, batches, sweep density) for slow runners such as
+   valgrind, keeping every section, every ISA and every API check. */
+static int quick;
+
 typedef struct {
     uint64_t state;
 } rng;
@@ -187,6 +191,7 @@ static void test_single_layers(test_counts *counts, rng *g) {
     for (int a = 0; a < n_sizes; a++) {
         for (int b = 0; b < n_sizes; b++) {
             const int K = SIZES[a], N = SIZES[b];
+            if (quick && (a + b) % 3 != 0) continue; /* a third of the shapes, all sizes still met */
             const float limit = 1.0f / sqrtf((float)K); /* nn.Linear's default init range */
             float *weight = random_floats(g, (size_t)N * (size_t)K, -limit, limit);
             float *bias = random_floats(g, (size_t)N, -limit, limit);
@@ -264,6 +269,7 @@ static void test_stacks(test_counts *counts, rng *g) {
     const act_config deep_acts[7] = {ACTS[0], ACTS[1], ACTS[2], ACTS[3], ACTS[4], ACTS[5], ACTS[6]};
     static const int BATCHES[] = {1, 3, 17, 64, 150};
     for (int i = 0; i < (int)(sizeof BATCHES / sizeof BATCHES[0]); i++) {
+        if (quick && i % 2) continue;
         test_stack(counts, g, "generator 100-128-784", 2, generator, generator_acts, BATCHES[i]);
         test_stack(counts, g, "discriminator 784-128-1", 2, discriminator, discriminator_acts,
                    BATCHES[i]);
@@ -282,13 +288,14 @@ static void test_activation_sweep(test_counts *counts) {
                                      88.7f,   89.0f,   100.0f,   1e3f,    1e10f,  1e30f,
                                      FLT_MAX};
     const int n_extremes = (int)(sizeof EXTREMES / sizeof EXTREMES[0]);
-    const int n_sweep = 400001;
+    const int n_sweep = quick ? 40001 : 400001;
+    const double sweep_step = quick ? 1e-3 : 1e-4;
     const int M = n_sweep + 2 * n_extremes;
     float *x = malloc((size_t)M * sizeof(float));
     float *y = malloc((size_t)M * sizeof(float));
     float *zero_bias = calloc((size_t)M, sizeof(float));
     if (x == NULL || y == NULL || zero_bias == NULL) exit(1);
-    for (int i = 0; i < n_sweep; i++) x[i] = (float)(-20.0 + 1e-4 * i);
+    for (int i = 0; i < n_sweep; i++) x[i] = (float)(-20.0 + sweep_step * i);
     for (int i = 0; i < n_extremes; i++) {
         x[n_sweep + 2 * i] = EXTREMES[i];
         x[n_sweep + 2 * i + 1] = -EXTREMES[i];
@@ -501,7 +508,7 @@ typedef struct {
 
 static void *thread_main(void *arg) {
     thread_job *job = arg;
-    for (int round = 0; round < THREAD_ROUNDS; round++) {
+    for (int round = 0; round < (quick ? 3 : THREAD_ROUNDS); round++) {
         const size_t n_out = (size_t)THREAD_BATCH * 784;
         if (gp_stack_run(job->stack, job->input, THREAD_BATCH, job->output) != GP_OK ||
             memcmp(job->output, job->expected, n_out * sizeof(float)) != 0) {
@@ -561,7 +568,7 @@ static void test_threads(test_counts *counts, rng *g, int n_threads) {
         char what[128];
         snprintf(what, sizeof what,
                  "[%s] %d callers x %d runs on one stack of %d threads: %d mismatches",
-                 gp_isa_name(isa), N_THREADS, THREAD_ROUNDS, n_threads, mismatches);
+                 gp_isa_name(isa), N_THREADS, quick ? 3 : THREAD_ROUNDS, n_threads, mismatches);
         check(counts, mismatches == 0, what);
         gp_stack_free(stack);
     }
@@ -605,7 +612,7 @@ static void test_threaded(test_counts *counts, rng *g) {
         for (int isa = 0; isa < N_ISAS; isa++) {
             gp_stack *single = make_stack(counts, n_layers, widths, isa, weights, biases, acts);
             if (single == NULL) continue;
-            for (int n_threads = 2; n_threads <= 3; n_threads++) {
+            for (int n_threads = 2; n_threads <= (quick ? 2 : 3); n_threads++) {
                 gp_stack *threaded = NULL;
                 check(counts, gp_stack_create_threads(n_layers, widths, isa, n_threads,
                                                       &threaded) == GP_OK, "create_threads");
@@ -621,6 +628,7 @@ static void test_threaded(test_counts *counts, rng *g) {
                         nanosleep(&pause, NULL);
                     }
                     for (int b = 0; b < n_batches; b++) {
+                        if (quick && b % 3) continue; /* batches 1, 3, 7, 17 and 513 */
                         const int batch = BATCHES[b];
                         const size_t n = (size_t)batch * (size_t)widths[n_layers];
                         for (size_t i = 0; i < n + 16; i++) got[i] = -12345.0f;
@@ -654,6 +662,10 @@ static void test_threaded(test_counts *counts, rng *g) {
 int main(void) {
     test_counts counts = {0, 0};
     rng g = {20240611u};
+    const char *quick_env = getenv("GP_TEST_QUICK");
+    quick = quick_env != NULL && strcmp(quick_env, "1") == 0;
+    if (quick) printf("quick mode: trimmed grids\n");
+    setvbuf(stdout, NULL, _IOLBF, 0); /* line by line, so a slow runner shows where it is */
     printf("best ISA on this CPU: %s\n", gp_isa_name(gp_best_isa()));
     test_api_errors(&counts);
     test_api_semantics(&counts, &g);

@@ -1,0 +1,105 @@
+"""Coverage-guided fuzz target (atheris, libFuzzer's engine) for the C kernel's stack-building
+and run API, through cffi, plus the Python checks in front of it.
+
+    python tests/fuzz_kernel.py -max_total_time=60          # libFuzzer flags pass through
+
+Each input is decoded into: layer count and widths (invalid ones included), ISA, thread count,
+per-layer activation codes, alphas and weights (NaN and infinity included), a batch and its
+input. The C API must return a status code for every bad argument, never crash, and whenever
+it succeeds on finite numbers its output must match numpy within the kernel's tolerance.
+Coverage: atheris instruments ganpack's Python code; the C code is not instrumented (gcc has
+no libFuzzer coverage), so it is reached through the Python paths and checked by the oracle.
+"""
+
+import sys
+
+import atheris
+import numpy as np
+
+with atheris.instrument_imports():
+    from ganpack.backends.c_backend import NativeStack, ffi, lib
+    from ganpack.backends import BackendError
+    from ganpack.dense_stack import DenseStack, Layer
+
+ACTIVATIONS = ["identity", "leaky_relu", "relu", "tanh", "sigmoid"]
+MAX_WIDTH = 300
+
+
+def reference(weights, biases, codes, alphas, x):
+    for weight, bias, code, alpha in zip(weights, biases, codes, alphas):
+        z = x.astype(np.float64) @ weight.astype(np.float64).T + bias
+        x = [z, np.maximum(alpha * z, z), np.maximum(z, 0), np.tanh(z), 1 / (1 + np.exp(-np.clip(z, -700, 700)))][code]
+    return x
+
+
+def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
+    n_layers = data.ConsumeIntInRange(-1, 4)
+    widths = [data.ConsumeIntInRange(-2, MAX_WIDTH) for _ in range(max(n_layers, 0) + 1)]
+    isa, threads = data.ConsumeIntInRange(-1, 4), data.ConsumeIntInRange(-1, 4)
+    handle = ffi.new("gp_stack **")
+    status = lib.gp_stack_create_threads(n_layers, ffi.new("int[]", widths or [0]), isa, threads, handle)
+    if status != lib.GP_OK:
+        assert handle[0] == ffi.NULL
+        return
+    assert n_layers >= 1 and all(w >= 1 for w in widths) and threads >= 0, (n_layers, widths, isa, threads)
+    stack = ffi.gc(handle[0], lib.gp_stack_free)
+    weights, biases, codes, alphas, finite = [], [], [], [], True
+    for index in range(n_layers):
+        fan_in, fan_out = widths[index], widths[index + 1]
+        raw = data.ConsumeBytes(4 * (fan_out * fan_in + fan_out))
+        values = np.frombuffer(raw.ljust(4 * (fan_out * fan_in + fan_out), b"\0"), np.float32)
+        if data.ConsumeBool():  # mostly sane magnitudes, so the oracle has work to do
+            values = np.tanh(np.nan_to_num(values)).astype(np.float32) / np.sqrt(fan_in)
+        weight = np.ascontiguousarray(values[:fan_out * fan_in].reshape(fan_out, fan_in))
+        bias = np.ascontiguousarray(values[fan_out * fan_in:])
+        code = data.ConsumeIntInRange(-1, 5)
+        alpha = data.ConsumeFloat() if code == 1 or data.ConsumeProbability() < 0.1 else 0.0
+        status = lib.gp_stack_set_layer(stack, index, ffi.from_buffer("float[]", weight),
+                                        ffi.from_buffer("float[]", bias), code, alpha)
+        if status != lib.GP_OK:
+            return  # refused: an unknown activation code or a bad alpha
+        assert 0 <= code <= 4, code
+        finite &= bool(np.isfinite(values).all())
+        weights.append(weight), biases.append(bias), codes.append(code), alphas.append(alpha)
+    batch = data.ConsumeIntInRange(-1, 33)
+    x = np.random.default_rng(data.ConsumeIntInRange(0, 1000)).normal(size=(max(batch, 0), widths[0])).astype(np.float32)
+    out = np.full((max(batch, 0), widths[-1]), -7.0, np.float32)
+    status = lib.gp_stack_run(stack, ffi.from_buffer("float[]", x), batch, ffi.from_buffer("float[]", out))
+    if batch < 0:
+        assert status != lib.GP_OK
+        return
+    assert status == lib.GP_OK, status
+    if finite and all(0.0 <= a < 1.0 for a, c in zip(alphas, codes) if c == 1):
+        expected = reference(weights, biases, codes, alphas, x)
+        scale = max(1.0, float(np.abs(expected).max(initial=0)))
+        assert np.abs(out - expected).max(initial=0) <= 1e-4 * scale, "C kernel disagrees with numpy"
+
+
+def fuzz_python_api(data: atheris.FuzzedDataProvider) -> None:
+    widths = [data.ConsumeIntInRange(1, 64) for _ in range(data.ConsumeIntInRange(2, 4))]
+    layers = [Layer(np.zeros((b, a), np.float32), np.zeros(b, np.float32), ACTIVATIONS[data.ConsumeIntInRange(0, 4)], 0.1)
+              for a, b in zip(widths[:-1], widths[1:])]
+    native = NativeStack(DenseStack(layers, "x", {"y": "activated"}), threads=data.ConsumeIntInRange(0, 3))
+    dtype = [np.float32, np.float64, np.int32, np.uint8][data.ConsumeIntInRange(0, 3)]
+    shape = tuple(data.ConsumeIntInRange(0, 70) for _ in range(data.ConsumeIntInRange(0, 3)))
+    x = np.zeros(shape, dtype)
+    if data.ConsumeBool() and x.ndim == 2:
+        x = x[:, ::2]
+    try:
+        out = native.run(x)
+    except BackendError:
+        return
+    assert x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == widths[0] and out.shape == (len(x), widths[-1])
+
+
+def test_one_input(raw: bytes) -> None:
+    data = atheris.FuzzedDataProvider(raw)
+    if data.ConsumeBool():
+        fuzz_c_api(data)
+    else:
+        fuzz_python_api(data)
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
