@@ -114,5 +114,14 @@ def test_book_preset_reproduces_the_chapter_and_yields_to_the_command_line():
     assert config.data.batch_size == 100 and config.optimizer.ema_decay == 0.0
     assert config.run.epochs == 3 and config.run.preset == "book"
     assert config.model.generator_hidden == (128,) and config.optimizer.label_smoothing == 0.1  # the design
+    assert config.optimizer.augment_shift == 0 and config.optimizer.r1_gamma == 0.0  # the chapter had neither
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         parse_command_line(["--preset", "nope"])
+
+
+def test_wide_preset_widens_both_stacks_and_keeps_the_other_defaults():
+    config = parse_command_line(["--preset", "wide", "--discriminator_hidden", "512"]).config
+    assert config.model.generator_hidden == (256,) and config.model.discriminator_hidden == (512,)
+    assert config.run.epochs == 3000 and config.run.preset == "wide"
+    defaults = TrainConfig()
+    assert config.optimizer == defaults.optimizer and config.data == defaults.data

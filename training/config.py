@@ -257,7 +257,7 @@ PRESETS = {
              "init": "glorot_uniform", "latent_distribution": "uniform", "batch_size": 100, "epochs": 100,
              "ema_decay": 0.0, "lr_decay_start": 1.0, "augment_shift": 0, "r1_gamma": 0.0},
     # The defaults with both dense stacks twice as wide (256 hidden units) and 3,000 epochs: closer
-    # to the real-data floor, at about three times the default run's time (README, "Presets").
+    # to the real-data floor, at about twice the default run's time (README, "Presets").
     "wide": {"generator_hidden": [256], "discriminator_hidden": [256], "epochs": 3000},
 }
 
