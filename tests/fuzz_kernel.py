@@ -49,9 +49,10 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
         raw = data.ConsumeBytes(4 * (fan_out * fan_in + fan_out))
         values = np.frombuffer(raw.ljust(4 * (fan_out * fan_in + fan_out), b"\0"), np.float32)
         if data.ConsumeBool():  # mostly sane magnitudes, so the oracle has work to do
-            values = np.tanh(np.nan_to_num(values)).astype(np.float32) / np.sqrt(fan_in)
+            values = (np.tanh(np.nan_to_num(values)) / np.sqrt(fan_in)).astype(np.float32)
         weight = np.ascontiguousarray(values[:fan_out * fan_in].reshape(fan_out, fan_in))
         bias = np.ascontiguousarray(values[fan_out * fan_in:])
+        assert weight.dtype == bias.dtype == np.float32  # from_buffer reinterprets bytes: the harness must be exact
         code = data.ConsumeIntInRange(-1, 5)
         alpha = data.ConsumeFloat() if code == 1 or data.ConsumeProbability() < 0.1 else 0.0
         status = lib.gp_stack_set_layer(stack, index, ffi.from_buffer("float[]", weight),
@@ -72,7 +73,9 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
     if finite and all(0.0 <= a < 1.0 for a, c in zip(alphas, codes) if c == 1):
         expected = reference(weights, biases, codes, alphas, x)
         scale = max(1.0, float(np.abs(expected).max(initial=0)))
-        assert np.abs(out - expected).max(initial=0) <= 1e-4 * scale, "C kernel disagrees with numpy"
+        error = float(np.abs(out - expected).max(initial=0))
+        assert error <= 1e-4 * scale, (f"C kernel disagrees with numpy by {error:g}: widths {widths}, isa {isa}, "
+                                       f"threads {threads}, activations {codes}, batch {batch}")
 
 
 def fuzz_python_api(data: atheris.FuzzedDataProvider) -> None:

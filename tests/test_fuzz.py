@@ -18,7 +18,8 @@ def test_fuzzing_the_kernel_api_finds_nothing(tmp_path):
     corpus.mkdir()
     result = subprocess.run(
         [sys.executable, str(Path(__file__).parent / "fuzz_kernel.py"), str(corpus),
-         f"-max_total_time={FUZZ_SECONDS}", "-timeout=10", "-rss_limit_mb=2048", "-max_len=4096", "-seed=1"],
+         f"-max_total_time={FUZZ_SECONDS}", "-timeout=10", "-rss_limit_mb=2048", "-max_len=4096", "-seed=1",
+         f"-artifact_prefix={tmp_path}/"],  # a crashing input is saved there, not in the checkout
         capture_output=True, text=True, timeout=FUZZ_SECONDS + 120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     log = result.stderr
     assert result.returncode == 0, log[-4000:]
