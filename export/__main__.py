@@ -1,25 +1,23 @@
 """`python -m export RUN_DIR_OR_CHECKPOINT --out MODEL_DIR [--overwrite]`: write a model package."""
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from ganpack.errors import run_command
+from ganpack.errors import PackageError, run_command
+from ganpack.manifest import read_manifest
 
 
 def run_quality(source: Path, step: int) -> dict:
     """The quality the training run measured on these very weights (its own export at the end,
     RUN/model/manifest.json, at the same step), or {} when there is none."""
-    manifest = source / "model" / "manifest.json"
-    if not (source.is_dir() and manifest.is_file()):
+    if not (source / "model" / "manifest.json").is_file():
         return {}
     try:
-        values = json.loads(manifest.read_text())
-    except ValueError:
+        manifest = read_manifest(source / "model")
+    except PackageError:
         return {}
-    same_weights = values.get("provenance", {}).get("steps") == step
-    return values.get("quality") or {} if same_weights else {}
+    return manifest.quality if manifest.provenance.get("steps") == step else {}
 
 
 def main(argv: list[str]) -> int:

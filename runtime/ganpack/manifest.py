@@ -21,11 +21,11 @@ from ganpack.errors import PackageError
 
 FORMAT = "ganpack-model"
 FORMAT_VERSION = 1
-MAX_MANIFEST_BYTES = 1 << 20
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB; anything larger is not one of ours
 MAX_LATENT_PARAMETER = 1e6  # latents stay far inside float32 range
 MAX_OPSET = 1000
 IMAGE_VALUE_RANGE = [-1.0, 1.0]
-GENERATOR_WEIGHTS = ("ema", "raw")  # the moving average of G's weights, or the last step's  # a manifest is a few kB; anything larger is not one of ours
+GENERATOR_WEIGHTS = ("ema", "raw")  # the moving average of G's weights, or the last step's
 LATENT_DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high")}
 FILES = {"generator": "generator.onnx", "discriminator": "discriminator.onnx"}  # fixed by the format
 ACTIVATIONS = ("identity", "leaky_relu", "relu", "tanh", "sigmoid")

@@ -24,8 +24,8 @@ def verify_package(package_dir) -> Manifest:
     if not root.is_dir():
         raise PackageError(f"model package '{root}' is not a folder")
     manifest = read_manifest(root)
-    for network, file_name in ((manifest.generator, FILES["generator"]),
-                               (manifest.discriminator, FILES["discriminator"])):
+    for name, file_name in FILES.items():
+        network = getattr(manifest, name)
         path = root / file_name  # the format's fixed name, never a string from the manifest
         if path.is_symlink() or not path.is_file():
             raise PackageError(f"{path}: missing from the package (or not a regular file)")
