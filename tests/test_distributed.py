@@ -8,6 +8,9 @@ from pathlib import Path
 
 import torch
 
+from training import distributed
+from training.distributed import World, close_world
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -38,3 +41,20 @@ def test_torchrun_command_line(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "x 2 processes" in result.stdout and "global batch 128" in result.stdout
     assert (tmp_path / "runs" / "cli" / "samples" / "final.png").exists()
+
+
+def test_a_finished_run_waits_for_every_rank_before_leaving(monkeypatch):
+    """A gloo rank that tore down while rank 0 was still writing its package aborted
+    ("terminate called without an active exception"): after a finished run every rank meets first."""
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    close_world(World(rank=1, size=2), finished=True)
+    assert calls == ["barrier", "destroy"]
+    calls.clear()
+    close_world(World(rank=1, size=2), finished=False)  # after an error a peer may be gone: no wait
+    assert calls == ["destroy"]
+    calls.clear()
+    close_world(World(), finished=True)  # a plain run has no group
+    assert calls == []

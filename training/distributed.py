@@ -32,8 +32,14 @@ def init_world() -> World:
     return World(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), size=size)
 
 
-def close_world(world: World) -> None:
+def close_world(world: World, finished: bool = False) -> None:
+    """Leave the process group. After a finished run, first wait for every rank: rank 0 still writes
+    grids, plots and the package while the others are done, and a gloo rank that tears down its
+    connections while a peer is still busy can abort ("terminate called without an active exception").
+    After an error, skip the wait: a peer may be gone or stuck in a collective."""
     if world.distributed and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

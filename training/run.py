@@ -55,6 +55,7 @@ def main(argv: list[str]) -> int:
     command_line = parse_command_line(argv)
     world = init_world()
     say = print if world.is_main else (lambda *args, **kwargs: None)
+    finished = False
     try:
         if command_line.resume:
             run_dir = Path(command_line.resume)
@@ -90,9 +91,10 @@ def main(argv: list[str]) -> int:
             package = write_package(trainer.state(), run_dir / "model", overwrite=True, log=say,
                                     quality=trainer.final_quality)
             say(f"model package: {package}")
+        finished = True
         return 0
     finally:
-        close_world(world)
+        close_world(world, finished)
 
 
 if __name__ == "__main__":
