@@ -119,9 +119,11 @@ def test_book_preset_reproduces_the_chapter_and_yields_to_the_command_line():
         parse_command_line(["--preset", "nope"])
 
 
-def test_wide_preset_widens_both_stacks_and_keeps_the_other_defaults():
+def test_wide_preset_widens_both_stacks_keeps_its_measured_rates_and_the_other_defaults():
     config = parse_command_line(["--preset", "wide", "--discriminator_hidden", "512"]).config
     assert config.model.generator_hidden == (256,) and config.model.discriminator_hidden == (512,)
     assert config.run.epochs == 3000 and config.run.preset == "wide"
+    assert (config.optimizer.generator_lr, config.optimizer.discriminator_lr) == (4e-4, 2e-4)
     defaults = TrainConfig()
+    defaults.optimizer.generator_lr, defaults.optimizer.discriminator_lr = 4e-4, 2e-4
     assert config.optimizer == defaults.optimizer and config.data == defaults.data
