@@ -1,10 +1,18 @@
 """Latency and throughput of ganpack's backends, side by side, through the public API.
 
     python benchmarks/bench.py [--model DIR] [--backends c,onnxruntime,...] [--batch-sizes 1,8,64]
-                               [--networks generator,discriminator] [--quick] [--out-dir DIR]
+                               [--networks generator,discriminator] [--paths sample,generate,score]
+                               [--quick] [--out-dir DIR]
 
-Each (backend, network) is measured in its own process (see measure.py). Prints a markdown
-table and writes bench.json (every figure, the machine, library versions) and bench.png.
+Two kinds of rows. Float kernels (--networks): generate(z, output="float", out=buf) and
+score(float images), per backend, with PyTorch eager as the GEMM-library reference. What users
+call (--paths): sample(n, seed) and generate(z) with uint8 pixels out, score(uint8 pixels), per
+ganpack backend (c, onnxruntime, numpy), next to "plain onnxruntime", the same work written with
+numpy and onnxruntime alone (measure.plain_onnxruntime). FLOP/s are set against the machine's
+measured FMA ceiling (machine.fma_ceiling).
+
+Each (backend, network or path) is measured in its own process (see measure.py). Prints a
+markdown report and writes bench.json (every figure, the machine, library versions) and bench.png.
 """
 
 import argparse
@@ -21,10 +29,18 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from machine import cpu_info, flops_per_cycle, peak_gflops  # noqa: E402
-from report import markdown, plot, write_json  # noqa: E402
+from machine import ceiling_isa, cpu_info, flops_per_cycle, fma_ceiling, peak_gflops  # noqa: E402
+from measure import END_TO_END, FLOAT_KERNELS  # noqa: E402
+from report import add_ratios, markdown, plot, write_json  # noqa: E402
 
 ALL_BACKENDS = ["c", "onnxruntime", "onnxruntime-tuned", "numpy", "torch"]
+END_TO_END_BACKENDS = ["c", "onnxruntime", "numpy"]  # + "plain-onnxruntime" wherever onnxruntime is
+QUICK_BATCH_SIZES = [1, 64]
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """The uint8 line every path uses: the baseline's, and the reference's."""
+    return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
 
 
 def available(requested: list[str]) -> list[str]:
@@ -44,28 +60,38 @@ def available(requested: list[str]) -> list[str]:
     return names
 
 
-def references(model_dir, batch_sizes, networks, path: Path) -> str:
-    """Outputs every backend is compared with: PyTorch when installed, else numpy."""
+def references(model_dir, batch_sizes, path: Path) -> str:
+    """Inputs every process reads and the outputs every backend is compared with: PyTorch when
+    installed, else numpy. Per batch b (seed b): latents_b (the package's), images_float_b (the
+    discriminator's float input), generator_b and discriminator_b (float references), uint8_b
+    (the generator's reference pixels from latents_b, also score's input), score_b, and
+    plain_uint8_b (the reference pixels from the baseline's own latents: numpy's
+    default_rng(b).standard_normal, which need not be the package's latent stream)."""
     import ganpack
 
     model = ganpack.load(model_dir, backend="numpy")
     try:
         from measure import torch_caller
 
-        runners = {n: torch_caller(model, n) for n in networks}
+        generator, discriminator = torch_caller(model, "generator"), torch_caller(model, "discriminator")
         name = "the PyTorch model (eager, float32)"
     except ImportError:
-        runners = {"generator": lambda z: model.generate(z, output="float").reshape(len(z), -1),
-                   "discriminator": model.score}
+        generator = lambda z: model.generate(z, output="float").reshape(len(z), -1)  # noqa: E731
+        discriminator = model.score
         name = "the numpy backend (PyTorch not installed)"
     arrays = {}
     for batch in batch_sizes:
-        z = model.latents(batch, seed=batch)
-        images = np.ascontiguousarray(model.generate(z, output="float").reshape(batch, -1))
-        if "generator" in networks:
-            arrays[f"generator_{batch}"] = runners["generator"](z)
-        if "discriminator" in networks:
-            arrays[f"discriminator_{batch}"] = runners["discriminator"](images)
+        z = model.latents(batch, seed=batch)  # (batch, latent_dim)
+        images = np.ascontiguousarray(model.generate(z, output="float").reshape(batch, -1))  # (batch, 784)
+        arrays[f"latents_{batch}"] = z
+        arrays[f"images_float_{batch}"] = images
+        arrays[f"generator_{batch}"] = generator(z)
+        arrays[f"discriminator_{batch}"] = discriminator(images)
+        arrays[f"uint8_{batch}"] = pixels = to_uint8(arrays[f"generator_{batch}"])  # (batch, 28, 28)
+        arrays[f"score_{batch}"] = discriminator(
+            np.ascontiguousarray((pixels.astype(np.float32) / np.float32(127.5) - 1).reshape(batch, -1)))
+        plain_z = np.random.default_rng(batch).standard_normal((batch, model.latent_dim), dtype=np.float32)
+        arrays[f"plain_uint8_{batch}"] = to_uint8(generator(plain_z))
     np.savez(path, **arrays)
     return name
 
@@ -82,54 +108,99 @@ def versions() -> dict:
     return found
 
 
+def usage_error(args) -> str | None:
+    """What is wrong with the command line, in one line; None when nothing is."""
+    for item in args.batch_sizes.split(","):
+        if not (item.strip().isdigit() and int(item) > 0):
+            return f"--batch-sizes takes positive integers separated by commas, got {item!r}"
+    for option, given, known in (("--backends", args.backends, ALL_BACKENDS),
+                                 ("--networks", args.networks, FLOAT_KERNELS),
+                                 ("--paths", args.paths, END_TO_END)):
+        for name in filter(None, given.split(",")):
+            if name not in known:
+                return f"{option}: unknown {name!r}; choose from {','.join(known)}"
+    if args.model is not None and not Path(args.model).exists():
+        return f"--model: no such file or folder: {args.model}"
+    if not args.seconds > 0:
+        return f"--seconds must be positive, got {args.seconds}"
+    if args.flops_per_cycle < 0:
+        return f"--flops-per-cycle must be positive (0: guess), got {args.flops_per_cycle}"
+    return None
+
+
+def jobs(networks, paths, backends) -> list[tuple[str, str, str]]:
+    """(section, network or path, backend) for every process to run, in order."""
+    found = [("networks", network, backend) for network in networks for backend in backends]
+    end_to_end = [b for b in END_TO_END_BACKENDS if b in backends] + (["plain-onnxruntime"] if "onnxruntime" in backends else [])
+    return found + [("paths", path, backend) for path in paths for backend in end_to_end]
+
+
+def machine(cpu: dict, per_cycle: int, basis: str, seconds: float) -> dict:
+    """The CPU, its measured FMA ceiling (every online CPU, and one thread), its ISA peak on paper."""
+    ceiling = {"gflops": fma_ceiling(0, seconds), "gflops_one_thread": fma_ceiling(1, seconds),
+               "threads": os.sysconf("SC_NPROCESSORS_ONLN"), "isa": ceiling_isa(),
+               "basis": f"gp_fma_ceiling: register-only FMA chains on every thread at once, best of 3 runs "
+                        f"of {seconds} s"}
+    isa_peak = {"gflops": peak_gflops(cpu, per_cycle), "flops_per_cycle": per_cycle, "basis": basis}
+    return {**cpu, "platform": platform.platform(), "ceiling": ceiling, "isa_peak": isa_peak}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model package (default: the one inside ganpack)")
     parser.add_argument("--backends", default=",".join(ALL_BACKENDS))
     parser.add_argument("--batch-sizes", default="1,8,64,512,4096")
-    parser.add_argument("--networks", default="generator,discriminator")
+    parser.add_argument("--networks", default=",".join(FLOAT_KERNELS), help="float-kernel rows ('' for none)")
+    parser.add_argument("--paths", default=",".join(END_TO_END), help="what-users-call rows ('' for none)")
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes: checks the script runs")
     parser.add_argument("--seconds", type=float, default=1.0, help="minimum timed seconds per setting")
-    parser.add_argument("--flops-per-cycle", type=int, default=0, help="override the per-core fp32 peak guess")
+    parser.add_argument("--flops-per-cycle", type=int, default=0, help="override the per-core fp32 ISA peak guess")
     parser.add_argument("--out-dir", default=str(HERE / "results"))
     args = parser.parse_args(argv)
+    problem = usage_error(args)
+    if problem:
+        print(f"bench.py: error: {problem}", file=sys.stderr)
+        return 2
 
     import ganpack
 
-    model_dir = str(ganpack.load(args.model, backend="numpy").path)
-    batch_sizes = [1, 64] if args.quick else [int(b) for b in args.batch_sizes.split(",")]
-    networks = args.networks.split(",")
+    try:
+        model = ganpack.load(args.model, backend="numpy")
+    except ganpack.GanpackError as error:
+        print(f"bench.py: error: --model: {error}", file=sys.stderr)
+        return 2
+    model_dir = str(model.path)
+    batch_sizes = QUICK_BATCH_SIZES if args.quick else [int(b) for b in args.batch_sizes.split(",")]
+    networks, paths = list(filter(None, args.networks.split(","))), list(filter(None, args.paths.split(",")))
     backends = available(args.backends.split(","))
     cpu = cpu_info()
     per_cycle, basis = flops_per_cycle(cpu)
     per_cycle, basis = (args.flops_per_cycle, "given on the command line") if args.flops_per_cycle else (per_cycle, basis)
-    model = ganpack.load(model_dir, backend="numpy")
-    flops = {"generator": 2 * sum(a * b for a, b in zip(model.manifest.generator.layer_widths,
-                                                        model.manifest.generator.layer_widths[1:])),
-             "discriminator": 2 * sum(a * b for a, b in zip(model.manifest.discriminator.layer_widths,
-                                                            model.manifest.discriminator.layer_widths[1:]))}
+    flops = {network: 2 * sum(a * b for a, b in zip(stack.layer_widths, stack.layer_widths[1:]))
+             for network, stack in (("generator", model.manifest.generator),
+                                    ("discriminator", model.manifest.discriminator))}
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shown_model = args.model or "the default model inside ganpack"  # never a path of this machine
+    print("measuring the FMA ceiling ...", file=sys.stderr)
     results = {"model": shown_model, "batch_sizes": batch_sizes, "flops_per_sample": flops,
-               "machine": {**cpu, "flops_per_cycle": per_cycle, "peak_basis": basis,
-                           "peak_gflops": peak_gflops(cpu, per_cycle), "platform": platform.platform()},
-               "versions": versions(), "networks": {n: {} for n in networks}}
+               "machine": machine(cpu, per_cycle, basis, 0.02 if args.quick else 0.5),
+               "versions": versions(), "networks": {n: {} for n in networks}, "paths": {p: {} for p in paths}}
     with tempfile.TemporaryDirectory() as scratch:
         reference_path = Path(scratch) / "references.npz"
-        results["reference"] = references(model_dir, batch_sizes, networks, reference_path)
-        for network in networks:
-            for backend in backends:
-                spec = {"model": model_dir, "backend": backend, "network": network, "batch_sizes": batch_sizes,
-                        "references": str(reference_path), "min_seconds": 0.05 if args.quick else args.seconds,
-                        "min_calls": 5 if args.quick else 50}
-                print(f"measuring {network} on {backend} ...", file=sys.stderr)
-                done = subprocess.run([sys.executable, str(HERE / "measure.py"), json.dumps(spec)],
-                                      capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-                if done.returncode != 0:
-                    print(done.stderr, file=sys.stderr)
-                    return 1
-                results["networks"][network][backend] = json.loads(done.stdout)
+        results["reference"] = references(model_dir, batch_sizes, reference_path)
+        for section, name, backend in jobs(networks, paths, backends):
+            spec = {"model": model_dir, "backend": backend, "path": name, "batch_sizes": batch_sizes,
+                    "references": str(reference_path), "min_seconds": 0.05 if args.quick else args.seconds,
+                    "min_calls": 5 if args.quick else 50}
+            print(f"measuring {name} on {backend} ...", file=sys.stderr)
+            done = subprocess.run([sys.executable, str(HERE / "measure.py"), json.dumps(spec)],
+                                  capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            if done.returncode != 0:
+                print(done.stderr, file=sys.stderr)
+                return 1
+            results[section][name][backend] = json.loads(done.stdout)
+    add_ratios(results)
     print(markdown(results))
     write_json(results, out_dir / "bench.json")
     plotted = plot(results, out_dir / "bench.png")

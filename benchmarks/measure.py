@@ -1,9 +1,14 @@
-"""Time one backend on one network over several batch sizes, through the public API.
+"""Time one backend on one path over several batch sizes, through the public API.
 
 Run in its own process by bench.py (`python measure.py '<json spec>'`), so that one backend's
 threads (onnxruntime's spinning pool) never share the machine with another's measurement.
-Prints one JSON object: per batch size, latency percentiles and the worst difference from the
-reference outputs bench.py passed in.
+Prints one JSON object: per batch size, latency percentiles and how far the outputs are from
+the reference outputs bench.py passed in.
+
+Paths: "generator" and "discriminator" time the float kernels (float32 in, float32 out, into a
+preallocated buffer); "sample", "generate" and "score" time what users call (uint8 pixels out
+of the generator, uint8 pixels into the discriminator). Backend "plain-onnxruntime" is the
+baseline without ganpack: the code a user writes with numpy and onnxruntime alone.
 """
 
 import json
@@ -18,6 +23,8 @@ BACKEND_SETTINGS = {  # bench name -> (ganpack backend, threads)
     "onnxruntime-tuned": ("onnxruntime", 1),  # one thread, spinning off
     "numpy": ("numpy", None),
 }
+FLOAT_KERNELS = ("generator", "discriminator")
+END_TO_END = ("sample", "generate", "score")
 
 
 def timed_calls(call, min_seconds: float, min_calls: int) -> np.ndarray:
@@ -59,36 +66,109 @@ def torch_caller(model, network: str):
     return run
 
 
+# ---------------------------------------------------------------------------------------------
+# the baseline: what a user writes without ganpack (numpy + onnxruntime, default options)
+
+def plain_onnxruntime(model, path: str):
+    """One call of `path` as plain numpy + onnxruntime code, (batch, seed, inputs) -> output."""
+    import onnxruntime
+
+    latent_dim = model.latent_dim
+    if path in ("sample", "generate"):
+        session = onnxruntime.InferenceSession(str(model.folder / model.manifest.generator.file))
+        z_name = session.get_inputs()[0].name
+
+        def generate(z):
+            images = session.run(None, {z_name: z})[0]
+            return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+
+        if path == "generate":
+            return lambda batch, seed, inputs: generate(inputs)
+        return lambda batch, seed, inputs: generate(
+            np.random.default_rng(seed).standard_normal((batch, latent_dim), dtype=np.float32))
+    session = onnxruntime.InferenceSession(str(model.folder / model.manifest.discriminator.file))
+    image_name, probability_name = session.get_inputs()[0].name, next(iter(model.manifest.discriminator.outputs))
+
+    def score(images):
+        rows = (images.astype(np.float32) / np.float32(127.5) - 1).reshape(len(images), -1)
+        return session.run([probability_name], {image_name: rows})[0][:, 0]
+
+    return lambda batch, seed, inputs: score(inputs)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def difference(produced: np.ndarray, reference: np.ndarray) -> dict:
+    """Floats: the worst absolute difference. uint8 pixels: the share that differ, the worst level."""
+    produced = produced.reshape(reference.shape)
+    if reference.dtype == np.uint8:
+        levels = np.abs(produced.astype(np.int16) - reference.astype(np.int16))
+        return {"pixels_differing": float((levels != 0).mean()), "max_level_diff": int(levels.max())}
+    return {"max_abs_diff": float(np.abs(produced - reference).max())}
+
+
+def calls_for(path: str, backend: str, model, runner, batch: int, references: dict):
+    """(call, produce) for one batch size: `call` is what is timed, `produce` gives its output.
+    runner: the PyTorch network (backend "torch") or the baseline's call ("plain-onnxruntime")."""
+    seed = batch
+    if backend == "plain-onnxruntime":
+        inputs = {"sample": None, "generate": references.get(f"latents_{batch}"),
+                  "score": references.get(f"uint8_{batch}")}[path]
+        call = lambda: runner(batch, seed, inputs)  # noqa: E731
+        return call, call
+    if path == "generator":
+        z = references[f"latents_{batch}"]
+        if runner:
+            return (lambda: runner(z)), (lambda: runner(z))
+        out = np.empty((batch, 28, 28), np.float32)
+        return (lambda: model.generate(z, output="float", out=out)), (lambda: model.generate(z, output="float"))
+    if path == "discriminator":
+        images = references[f"images_float_{batch}"]
+        call = (lambda: runner(images)) if runner else (lambda: model.score(images))
+        return call, call
+    if path == "sample":
+        call = lambda: model.sample(batch, seed=seed)  # noqa: E731
+    elif path == "generate":
+        z = references[f"latents_{batch}"]
+        call = lambda: model.generate(z)  # noqa: E731
+    else:
+        pixels = references[f"uint8_{batch}"]
+        call = lambda: model.score(pixels)  # noqa: E731
+    return call, call
+
+
+def reference_key(path: str, backend: str, batch: int) -> str:
+    """Which reference array a row is compared with (see bench.references)."""
+    if path in FLOAT_KERNELS:
+        return f"{path}_{batch}"
+    if path == "score":
+        return f"score_{batch}"
+    return f"plain_uint8_{batch}" if backend == "plain-onnxruntime" and path == "sample" else f"uint8_{batch}"
+
+
 def measure(spec: dict) -> dict:
     import ganpack
 
-    model = ganpack.load(spec["model"], backend="numpy")  # for latents and the torch weights
-    results = {}
-    if spec["backend"] == "torch":
-        run = torch_caller(model, spec["network"])
+    path, backend = spec["path"], spec["backend"]
+    model = ganpack.load(spec["model"], backend="numpy")  # the package's folder, for torch and the baseline
+    runner = None
+    if backend == "torch":
+        runner = torch_caller(model, path)
+    elif backend == "plain-onnxruntime":
+        runner = plain_onnxruntime(model, path)
     else:
-        backend, threads = BACKEND_SETTINGS[spec["backend"]]
-        model = ganpack.load(spec["model"], backend=backend, threads=threads)
-        run = None
+        name, threads = BACKEND_SETTINGS[backend]
+        model = ganpack.load(spec["model"], backend=name, threads=threads)
+    references = dict(np.load(spec["references"]))
+    results = {}
     for batch in spec["batch_sizes"]:
-        z = model.latents(batch, seed=batch)
-        if spec["network"] == "generator":
-            inputs = z
-            out = np.empty((batch, 28, 28), np.float32)
-            call = (lambda: run(inputs)) if run else (lambda: model.generate(inputs, output="float", out=out))
-            produce = (lambda: run(inputs)) if run else (lambda: model.generate(inputs, output="float").reshape(batch, -1))
-        else:
-            inputs = np.ascontiguousarray(ganpack.load(spec["model"], backend="numpy").generate(z, output="float")
-                                          .reshape(batch, -1))
-            call = (lambda: run(inputs)) if run else (lambda: model.score(inputs))
-            produce = call
-        reference = np.load(spec["references"])[f"{spec['network']}_{batch}"]
-        difference = float(np.abs(produce().reshape(reference.shape) - reference).max())
+        call, produce = calls_for(path, backend, model, runner, batch, references)
+        reference = references[reference_key(path, backend, batch)]
+        agreement = difference(np.asarray(produce()), reference)
         seconds = timed_calls(call, spec["min_seconds"], spec["min_calls"])
         results[str(batch)] = {"calls": len(seconds), "p50_us": float(np.percentile(seconds, 50) * 1e6),
                                "p99_us": float(np.percentile(seconds, 99) * 1e6),
-                               "samples_per_s": float(batch / np.percentile(seconds, 50)),
-                               "max_abs_diff": difference}
+                               "samples_per_s": float(batch / np.percentile(seconds, 50)), **agreement}
     return results
 
 

@@ -35,8 +35,8 @@
 #define GP_SPLIT_MIN_PANELS 8
 #define GP_SPLIT_WAKE_ROWS 64
 
-typedef void (*gp_layer_forward_fn)(const gp_layer *layer, const float *x, int rows, float *y,
-                                    int panel_begin, int panel_end);
+typedef void (*gp_layer_forward_fn)(const gp_layer *layer, const float *x, int rows, void *y,
+                                    int y_dtype, int panel_begin, int panel_end);
 
 struct gp_stack {
     int n_layers;
@@ -50,7 +50,7 @@ struct gp_stack {
 
 /* ---------------------------------------------------------------- ISA choice */
 
-static int isa_supported(int isa) {
+int gp_isa_supported(int isa) {
     switch (isa) {
     case GP_ISA_PORTABLE: return 1;
 #ifdef GP_HAVE_X86
@@ -63,8 +63,8 @@ static int isa_supported(int isa) {
 }
 
 int gp_best_isa(void) {
-    if (isa_supported(GP_ISA_AVX512)) return GP_ISA_AVX512;
-    if (isa_supported(GP_ISA_AVX2_FMA)) return GP_ISA_AVX2_FMA;
+    if (gp_isa_supported(GP_ISA_AVX512)) return GP_ISA_AVX512;
+    if (gp_isa_supported(GP_ISA_AVX2_FMA)) return GP_ISA_AVX2_FMA;
     return GP_ISA_PORTABLE;
 }
 
@@ -105,6 +105,7 @@ const char *gp_status_message(int status) {
     case GP_ERR_UNSUPPORTED_ISA: return "instruction set unknown or not supported by this CPU";
     case GP_ERR_INCOMPLETE: return "not every layer of the stack has been set";
     case GP_ERR_THREAD: return "a worker thread could not be started";
+    case GP_ERR_ARGUMENT: return "unknown dtype or latent distribution, or a non-finite scale or offset";
     default: return "unknown status";
     }
 }
@@ -128,7 +129,7 @@ gp_status gp_stack_create_threads(int n_layers, const int *widths, int isa, int 
         if (widths[i] < 1 || widths[i] > GP_MAX_WIDTH) return GP_ERR_SHAPE;
     }
     if (isa == GP_ISA_AUTO) isa = gp_best_isa();
-    if (!isa_supported(isa)) return GP_ERR_UNSUPPORTED_ISA;
+    if (!gp_isa_supported(isa)) return GP_ERR_UNSUPPORTED_ISA;
 
     gp_stack *stack = calloc(1, sizeof *stack);
     if (stack == NULL) return GP_ERR_NOMEM;
@@ -234,48 +235,80 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer, const float *weight, co
 
 /* ---------------------------------------------------------------- run */
 
+static void u8_to_f32(int isa, const unsigned char *u, size_t count, float *x) {
+#ifdef GP_HAVE_X86
+    if (isa == GP_ISA_AVX2_FMA || isa == GP_ISA_AVX512) { /* every AVX-512 CPU has AVX2 */
+        gp_u8_to_f32_avx2(u, count, x);
+        return;
+    }
+#endif
+    (void)isa;
+    gp_u8_to_f32_portable(u, count, x);
+}
+
 /* Rows [row_begin, row_end) through every layer, the last layer only for panels
-   [panel_begin, panel_end). Runs on whichever thread the part was given to. */
-static gp_status run_rows(const gp_stack *stack, const float *input /* (batch, widths[0]) */,
-                          float *output /* (batch, widths[n_layers]) */, int row_begin,
-                          int row_end, int panel_begin, int panel_end) {
+   [panel_begin, panel_end). Runs on whichever thread the part was given to. Input rows that are
+   not float32 already (uint8 pixels, latents) are made per chunk, in cache, just before the first
+   layer reads them; the last layer stores floats or uint8 pixels itself. */
+static gp_status run_rows(const gp_stack *stack, const gp_source *source,
+                          void *output /* (batch, widths[n_layers]) */, int output_dtype,
+                          int row_begin, int row_end, int panel_begin, int panel_end) {
     const gp_layer_forward_fn forward = forward_for_isa(stack->isa);
     const int n_layers = stack->n_layers, batch = row_end - row_begin;
     const size_t in_width = (size_t)stack->widths[0];
-    const size_t out_width = (size_t)stack->widths[n_layers];
-    input += (size_t)row_begin * in_width;
-    output += (size_t)row_begin * out_width;
-    if (n_layers == 1) {
-        forward(&stack->layers[0], input, batch, output, panel_begin, panel_end);
+    const size_t out_row = (size_t)stack->widths[n_layers] * (output_dtype == GP_U8 ? 1 : sizeof(float));
+    char *out = (char *)output + (size_t)row_begin * out_row; /* (batch, out_row bytes) */
+    const int staged = source->kind != GP_SOURCE_F32;
+    const float *input = staged ? NULL : (const float *)source->data + (size_t)row_begin * in_width;
+    if (n_layers == 1 && !staged) {
+        forward(&stack->layers[0], input, batch, out, output_dtype, panel_begin, panel_end);
         return GP_OK;
     }
 
-    /* Two ping-pong buffers (chunk_rows, max_hidden_width) for the hidden activations. */
-    const int hidden = stack->max_hidden_width;
-    int chunk_rows = GP_STACK_SCRATCH_FLOATS / (2 * hidden) / 4 * 4;
-    if (chunk_rows < 4) chunk_rows = GP_CHUNK_TARGET_FLOATS / hidden;
+    /* Scratch per chunk of rows: the staged input (chunk_rows, widths[0]) and two ping-pong
+       buffers (chunk_rows, max_hidden_width) for the hidden activations. */
+    const size_t hidden = (size_t)stack->max_hidden_width;
+    const size_t row_floats = 2 * hidden + (staged ? in_width : 0);
+    size_t chunk_rows = GP_STACK_SCRATCH_FLOATS / row_floats / 4 * 4;
+    if (chunk_rows < 4) {
+        chunk_rows = (size_t)batch < 4 && (size_t)batch * row_floats <= GP_STACK_SCRATCH_FLOATS
+                         ? (size_t)batch
+                         : GP_CHUNK_TARGET_FLOATS / row_floats;
+    }
     if (chunk_rows > GP_CHUNK_ROWS) chunk_rows = GP_CHUNK_ROWS;
     if (chunk_rows < 4) chunk_rows = 4;
-    if (chunk_rows > batch) chunk_rows = batch;
-    const size_t buffer_floats = (size_t)chunk_rows * (size_t)hidden;
+    if (chunk_rows > (size_t)batch) chunk_rows = (size_t)batch;
     float small_scratch[GP_STACK_SCRATCH_FLOATS];
-    float *scratch = small_scratch; /* (2, chunk_rows, max_hidden_width) */
-    if (2 * buffer_floats > GP_STACK_SCRATCH_FLOATS) {
-        scratch = malloc(2 * buffer_floats * sizeof(float));
+    float *scratch = small_scratch; /* (chunk_rows, row_floats) */
+    if (chunk_rows * row_floats > GP_STACK_SCRATCH_FLOATS) {
+        scratch = malloc(chunk_rows * row_floats * sizeof(float));
         if (scratch == NULL) return GP_ERR_NOMEM;
     }
+    float *staging = scratch + 2 * chunk_rows * hidden; /* (chunk_rows, widths[0]) */
 
-    for (int row = 0; row < batch; row += chunk_rows) {
-        const int rows = batch - row < chunk_rows ? batch - row : chunk_rows;
-        const float *x = input + (size_t)row * in_width; /* (rows, widths[l]) */
+    for (int row = 0; row < batch; row += (int)chunk_rows) {
+        const int rows = batch - row < (int)chunk_rows ? batch - row : (int)chunk_rows;
+        const float *x; /* (rows, widths[l]) */
+        if (source->kind == GP_SOURCE_F32) {
+            x = input + (size_t)row * in_width;
+        } else if (source->kind == GP_SOURCE_U8) {
+            u8_to_f32(stack->isa, (const unsigned char *)source->data + (size_t)(row_begin + row) * in_width,
+                      (size_t)rows * in_width, staging);
+            x = staging;
+        } else {
+            gp_latents_isa(stack->isa, source->seed, source->first_row + row_begin + row, rows,
+                           (int)in_width, source->distribution, source->scale, source->offset,
+                           staging);
+            x = staging;
+        }
         for (int l = 0; l < n_layers - 1; l++) {
             const gp_layer *layer = &stack->layers[l];
-            float *y = scratch + (size_t)(l % 2) * buffer_floats; /* (rows, widths[l + 1]) */
-            forward(layer, x, rows, y, 0, (layer->out_width + layer->panel_width - 1) /
-                                              layer->panel_width);
+            float *y = scratch + (size_t)(l % 2) * chunk_rows * hidden; /* (rows, widths[l + 1]) */
+            forward(layer, x, rows, y, GP_F32, 0,
+                    (layer->out_width + layer->panel_width - 1) / layer->panel_width);
             x = y;
         }
-        forward(&stack->layers[n_layers - 1], x, rows, output + (size_t)row * out_width,
+        forward(&stack->layers[n_layers - 1], x, rows, out + (size_t)row * out_row, output_dtype,
                 panel_begin, panel_end);
     }
 
@@ -286,13 +319,15 @@ static gp_status run_rows(const gp_stack *stack, const float *input /* (batch, w
 static void run_part(gp_part *part) {
     part->status = part->row_begin >= part->row_end
                        ? GP_OK
-                       : run_rows(part->stack, part->input, part->output, part->row_begin,
-                                  part->row_end, part->panel_begin, part->panel_end);
+                       : run_rows(part->stack, part->source, part->output, part->output_dtype,
+                                  part->row_begin, part->row_end, part->panel_begin,
+                                  part->panel_end);
 }
 
 /* How to share this run with the workers: fills parts, returns how many (1 = alone). */
-static int plan_parts(const gp_stack *stack, gp_pool *pool, const float *input, int batch,
-                      float *output, int n_panels, gp_part *parts /* (n_threads) */) {
+static int plan_parts(const gp_stack *stack, gp_pool *pool, const gp_source *source, int batch,
+                      void *output, int output_dtype, int n_panels,
+                      gp_part *parts /* (n_threads) */) {
     int n_parts = stack->n_threads, by_rows = 1;
     const int worth_it = batch >= GP_SPLIT_MIN_ROWS || n_panels >= 2 * GP_SPLIT_MIN_PANELS;
     if (!worth_it) {
@@ -309,7 +344,7 @@ static int plan_parts(const gp_stack *stack, gp_pool *pool, const float *input, 
     if (n_parts < 1) n_parts = 1;
     for (int i = 0; i < n_parts; i++) {
         gp_part *part = &parts[i];
-        *part = (gp_part){stack, input, output, 0, batch, 0, n_panels, GP_OK};
+        *part = (gp_part){stack, source, output, output_dtype, 0, batch, 0, n_panels, GP_OK};
         if (by_rows) { /* boundaries on multiples of 4 rows */
             part->row_begin = (int)((long long)(batch / 4) * i / n_parts * 4);
             part->row_end = i == n_parts - 1
@@ -323,20 +358,15 @@ static int plan_parts(const gp_stack *stack, gp_pool *pool, const float *input, 
     return n_parts;
 }
 
-gp_status gp_stack_run(const gp_stack *stack, const float *input, int batch, float *output) {
-    if (stack == NULL) return GP_ERR_NULL;
-    if (batch < 0) return GP_ERR_SHAPE;
-    for (int l = 0; l < stack->n_layers; l++) {
-        if (stack->layers[l].allocation == NULL) return GP_ERR_INCOMPLETE;
-    }
-    if (batch == 0) return GP_OK;
-    if (input == NULL || output == NULL) return GP_ERR_NULL;
-
+/* The one driver behind gp_stack_run, gp_stack_run_typed and gp_stack_sample. */
+static gp_status run_source(const gp_stack *stack, const gp_source *source, int batch,
+                            void *output, int output_dtype) {
     const gp_layer *last = &stack->layers[stack->n_layers - 1];
     const int n_panels = (last->out_width + last->panel_width - 1) / last->panel_width;
     if (stack->pool != NULL && gp_pool_try_acquire(stack->pool)) {
         gp_part parts[GP_MAX_THREADS];
-        const int n_parts = plan_parts(stack, stack->pool, input, batch, output, n_panels, parts);
+        const int n_parts = plan_parts(stack, stack->pool, source, batch, output, output_dtype,
+                                       n_panels, parts);
         if (n_parts > 1) gp_pool_run(stack->pool, parts, n_parts);
         else run_part(&parts[0]);
         gp_pool_release(stack->pool);
@@ -345,5 +375,53 @@ gp_status gp_stack_run(const gp_stack *stack, const float *input, int batch, flo
         }
         return GP_OK;
     }
-    return run_rows(stack, input, output, 0, batch, 0, n_panels);
+    return run_rows(stack, source, output, output_dtype, 0, batch, 0, n_panels);
+}
+
+/* Checks shared by every run: a complete stack, a batch >= 0; GP_OK with *done set when there
+   is nothing to do. */
+static gp_status check_run(const gp_stack *stack, int batch, int output_dtype, int *done) {
+    *done = 1;
+    if (stack == NULL) return GP_ERR_NULL;
+    if (batch < 0) return GP_ERR_SHAPE;
+    if (output_dtype != GP_F32 && output_dtype != GP_U8) return GP_ERR_ARGUMENT;
+    for (int l = 0; l < stack->n_layers; l++) {
+        if (stack->layers[l].allocation == NULL) return GP_ERR_INCOMPLETE;
+    }
+    *done = batch == 0;
+    return GP_OK;
+}
+
+gp_status gp_stack_run(const gp_stack *stack, const float *input, int batch, float *output) {
+    return gp_stack_run_typed(stack, input, GP_F32, batch, output, GP_F32);
+}
+
+gp_status gp_stack_run_typed(const gp_stack *stack, const void *input, int input_dtype, int batch,
+                             void *output, int output_dtype) {
+    int done;
+    const gp_status status = check_run(stack, batch, output_dtype, &done);
+    if (status != GP_OK) return status;
+    if (input_dtype != GP_F32 && input_dtype != GP_U8) return GP_ERR_ARGUMENT;
+    if (done) return GP_OK;
+    if (input == NULL || output == NULL) return GP_ERR_NULL;
+    const gp_source source = {input_dtype == GP_U8 ? GP_SOURCE_U8 : GP_SOURCE_F32, input, 0, 0, 0,
+                              0.0f, 0.0f};
+    return run_source(stack, &source, batch, output, output_dtype);
+}
+
+gp_status gp_stack_sample(const gp_stack *stack, uint64_t seed, int64_t first_row, int batch,
+                          int distribution, float scale, float offset, void *output,
+                          int output_dtype) {
+    int done;
+    const gp_status status = check_run(stack, batch, output_dtype, &done);
+    if (status != GP_OK) return status;
+    if (first_row < 0 || first_row > INT64_MAX - batch) return GP_ERR_SHAPE;
+    if (distribution != GP_LATENT_NORMAL && distribution != GP_LATENT_UNIFORM) {
+        return GP_ERR_ARGUMENT;
+    }
+    if (!(scale - scale == 0.0f) || !(offset - offset == 0.0f)) return GP_ERR_ARGUMENT; /* NaN, inf */
+    if (done) return GP_OK;
+    if (output == NULL) return GP_ERR_NULL;
+    const gp_source source = {GP_SOURCE_LATENT, NULL, seed, first_row, distribution, scale, offset};
+    return run_source(stack, &source, batch, output, output_dtype);
 }

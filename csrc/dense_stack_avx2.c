@@ -36,20 +36,20 @@ GP_AVX2_INLINE __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
+/* tanh: the rational form of dense_stack_internal.h (about 20 vector ops, no exp). */
 GP_AVX2_INLINE __m256 tanh_avx2(__m256 x) {
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
-    const __m256 ax = _mm256_andnot_ps(sign_bit, x); /* |x| */
-    const __m256 x2 = _mm256_mul_ps(ax, ax);
-    __m256 small = _mm256_fmadd_ps(x2, _mm256_set1_ps(GP_TANH_C7), _mm256_set1_ps(GP_TANH_C5));
-    small = _mm256_fmadd_ps(x2, small, _mm256_set1_ps(GP_TANH_C3));
-    small = _mm256_fmadd_ps(_mm256_mul_ps(ax, x2), small, ax);
-    const __m256 clamped = _mm256_min_ps(ax, _mm256_set1_ps(GP_TANH_CLAMP));
-    const __m256 e2 = exp_avx2(_mm256_add_ps(clamped, clamped)); /* exp(2|x|) */
-    const __m256 large = _mm256_sub_ps(_mm256_set1_ps(1.0f),
-                                       _mm256_div_ps(_mm256_set1_ps(2.0f),
-                                                     _mm256_add_ps(e2, _mm256_set1_ps(1.0f))));
-    const __m256 is_small = _mm256_cmp_ps(ax, _mm256_set1_ps(GP_TANH_SMALL), _CMP_LT_OQ);
-    const __m256 t = _mm256_blendv_ps(large, small, is_small);
+    const __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign_bit, x), _mm256_set1_ps(GP_TANH_R_CLAMP));
+    const __m256 s = _mm256_mul_ps(a, a);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(GP_TANH_P4), s, _mm256_set1_ps(GP_TANH_P3));
+    __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(GP_TANH_Q4), s, _mm256_set1_ps(GP_TANH_Q3));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(GP_TANH_P2));
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(GP_TANH_Q2));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(GP_TANH_P1));
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(GP_TANH_Q1));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.0f));
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.0f));
+    const __m256 t = _mm256_min_ps(_mm256_div_ps(_mm256_mul_ps(a, p), q), _mm256_set1_ps(1.0f));
     return _mm256_or_ps(t, _mm256_and_ps(sign_bit, x)); /* tanh is odd: put the sign back */
 }
 
@@ -73,16 +73,34 @@ GP_AVX2_INLINE __m256 activate_avx2(__m256 v, int activation, float alpha) {
     }
 }
 
+/* Activated values -> 8-bit pixels, stored: clip(rint((v + 1) * 127.5), 0, 255) in float32
+   steps (round half to even: the default MXCSR mode), n_valid (1..8) of them. */
+GP_AVX2_INLINE void store_u8_avx2(unsigned char *dst, __m256 v, int n_valid) {
+    __m256 s = _mm256_mul_ps(_mm256_add_ps(v, _mm256_set1_ps(1.0f)), _mm256_set1_ps(127.5f));
+    s = _mm256_min_ps(_mm256_max_ps(s, _mm256_setzero_ps()), _mm256_set1_ps(255.0f)); /* NaN -> 0 */
+    const __m256i i32 = _mm256_cvtps_epi32(s);
+    const __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i32), _mm256_extracti128_si256(i32, 1));
+    const __m128i u8 = _mm_packus_epi16(i16, i16); /* bytes 0..7 are the 8 pixels */
+    if (n_valid >= V) {
+        _mm_storel_epi64((__m128i *)(void *)dst, u8);
+    } else {
+        unsigned char bytes[16];
+        _mm_storeu_si128((__m128i *)(void *)bytes, u8);
+        for (int j = 0; j < n_valid; j++) dst[j] = bytes[j];
+    }
+}
+
 /* ---------------------------------------------------------------- the hot loop */
 
 /* THE HOT LOOP of the AVX2 path: ROWS x PANELS vectors of outputs, accumulated in registers over
    all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k), then
-   bias (the accumulators start from it), activation and a store masked to the valid columns.
+   bias (the accumulators start from it), activation and a store masked to the valid columns
+   (floats, or uint8 pixels when y_dtype is GP_U8).
    ROWS and PANELS are constants at every call site, so the loops unroll and acc stays in ymm. */
 GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *layer,
                               const float *x /* (ROWS, K) */,
                               const float *panels /* (PANELS, K, V) */, int col,
-                              float *y /* (ROWS, N) */) {
+                              void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
     const size_t panel_stride = (size_t)K * V;
     __m256 acc[MAX_ROWS][MAX_PANELS];
@@ -112,9 +130,14 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const __m256 out = activate_avx2(acc[r][p], layer->activation, layer->alpha);
-            float *dst = y + (size_t)r * (size_t)N + (size_t)(col + p * V);
-            if (n_valid >= V) _mm256_storeu_ps(dst, out);
-            else _mm256_maskstore_ps(dst, mask, out);
+            const size_t at = (size_t)r * (size_t)N + (size_t)(col + p * V);
+            if (y_dtype == GP_U8) {
+                store_u8_avx2((unsigned char *)y + at, out, n_valid);
+            } else {
+                float *dst = (float *)y + at;
+                if (n_valid >= V) _mm256_storeu_ps(dst, out);
+                else _mm256_maskstore_ps(dst, mask, out);
+            }
         }
     }
 }
@@ -124,23 +147,24 @@ __attribute__((target("avx2,fma")))
 static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
                                const float *x /* (rows, K) */,
                                const float *packed /* (panels, K, V) */, int col,
-                               float *y /* (rows, N) */) {
+                               void *y /* (rows, N) */, int y_dtype) {
     switch ((rows - 1) * MAX_PANELS + (panels - 1)) {
-    case 0: tile_avx2(1, 1, layer, x, packed, col, y); break;
-    case 1: tile_avx2(1, 2, layer, x, packed, col, y); break;
-    case 2: tile_avx2(2, 1, layer, x, packed, col, y); break;
-    case 3: tile_avx2(2, 2, layer, x, packed, col, y); break;
-    case 4: tile_avx2(3, 1, layer, x, packed, col, y); break;
-    case 5: tile_avx2(3, 2, layer, x, packed, col, y); break;
-    case 6: tile_avx2(4, 1, layer, x, packed, col, y); break;
-    default: tile_avx2(4, 2, layer, x, packed, col, y); break;
+    case 0: tile_avx2(1, 1, layer, x, packed, col, y, y_dtype); break;
+    case 1: tile_avx2(1, 2, layer, x, packed, col, y, y_dtype); break;
+    case 2: tile_avx2(2, 1, layer, x, packed, col, y, y_dtype); break;
+    case 3: tile_avx2(2, 2, layer, x, packed, col, y, y_dtype); break;
+    case 4: tile_avx2(3, 1, layer, x, packed, col, y, y_dtype); break;
+    case 5: tile_avx2(3, 2, layer, x, packed, col, y, y_dtype); break;
+    case 6: tile_avx2(4, 1, layer, x, packed, col, y, y_dtype); break;
+    default: tile_avx2(4, 2, layer, x, packed, col, y, y_dtype); break;
     }
 }
 
 __attribute__((target("avx2,fma")))
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                           float *y /* (rows, N) */, int panel_begin, int panel_end) {
+                           void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end) {
     const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
+    const size_t y_row = N * (y_dtype == GP_U8 ? 1 : sizeof(float)); /* bytes per output row */
     /* panel-major: a pair of panels (2 * K * V floats) stays hot in cache across all row blocks */
     for (int p = panel_begin; p < panel_end; p += MAX_PANELS) {
         const int panels = panel_end - p < MAX_PANELS ? panel_end - p : MAX_PANELS;
@@ -148,9 +172,21 @@ void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */
         for (int r = 0; r < rows; r += MAX_ROWS) {
             const int block = rows - r < MAX_ROWS ? rows - r : MAX_ROWS;
             tile_avx2_dispatch(block, panels, layer, x + (size_t)r * K, packed, p * V,
-                               y + (size_t)r * N);
+                               (char *)y + (size_t)r * y_row, y_dtype);
         }
     }
+}
+
+/* uint8 pixels -> u / 127.5f - 1.0f, 8 at a time (a true divide: the same bits as numpy's). */
+__attribute__((target("avx2,fma")))
+void gp_u8_to_f32_avx2(const unsigned char *u /* (count) */, size_t count, float *x /* (count) */) {
+    const __m256 half_range = _mm256_set1_ps(127.5f), one = _mm256_set1_ps(1.0f);
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        const __m256i wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(u + i)));
+        _mm256_storeu_ps(x + i, _mm256_sub_ps(_mm256_div_ps(_mm256_cvtepi32_ps(wide), half_range), one));
+    }
+    for (; i < count; i++) x[i] = (float)u[i] / 127.5f - 1.0f;
 }
 
 #else

@@ -74,17 +74,25 @@ GP_AVX512_INLINE __m512 activate_avx512(__m512 v, int activation, float alpha) {
     }
 }
 
+/* Activated values -> 8-bit pixels, the lanes of `mask` stored: clip(rint((v + 1) * 127.5), 0,
+   255) in float32 steps (round half to even: the default MXCSR mode), then vpmovdb. */
+GP_AVX512_INLINE void store_u8_avx512(unsigned char *dst, __m512 v, __mmask16 mask) {
+    __m512 s = _mm512_mul_ps(_mm512_add_ps(v, _mm512_set1_ps(1.0f)), _mm512_set1_ps(127.5f));
+    s = _mm512_min_ps(_mm512_max_ps(s, _mm512_setzero_ps()), _mm512_set1_ps(255.0f)); /* NaN -> 0 */
+    _mm512_mask_cvtepi32_storeu_epi8(dst, mask, _mm512_cvtps_epi32(s));
+}
+
 /* ---------------------------------------------------------------- the hot loop */
 
 /* THE HOT LOOP of the AVX-512 path: ROWS x PANELS vectors of outputs, accumulated in registers
    over all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k),
    then bias (the accumulators start from it), activation and a store masked to the valid
-   columns. ROWS and PANELS are constants at every call site, so acc stays in zmm registers.
+   columns (floats, or uint8 pixels when y_dtype is GP_U8). ROWS and PANELS are constants at every call site, so acc stays in zmm registers.
    Every output is its own chain of K FMAs in k order, whatever ROWS and PANELS are. */
 GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
                                   const float *x /* (ROWS, K) */,
                                   const float *panels /* (PANELS, K, V) */, int col,
-                                  float *y /* (ROWS, N) */) {
+                                  void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
     const size_t panel_stride = (size_t)K * V;
     __m512 acc[MAX_ROWS][MAX_PANELS];
@@ -113,50 +121,56 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_lay
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const __m512 out = activate_avx512(acc[r][p], layer->activation, layer->alpha);
-            _mm512_mask_storeu_ps(y + (size_t)r * (size_t)N + (size_t)(col + p * V), mask, out);
+            const size_t at = (size_t)r * (size_t)N + (size_t)(col + p * V);
+            if (y_dtype == GP_U8) store_u8_avx512((unsigned char *)y + at, out, mask);
+            else _mm512_mask_storeu_ps((float *)y + at, mask, out);
         }
     }
 }
 
 /* ROWS rows across panels [begin, end), PANELS (= MAX_PANELS) at a time, then the tail. */
 GP_AVX512_INLINE void row_block_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
-                                       const float *x /* (ROWS, K) */, float *y /* (ROWS, N) */,
-                                       int begin, int end) {
+                                       const float *x /* (ROWS, K) */, void *y /* (ROWS, N) */,
+                                       int y_dtype, int begin, int end) {
     const size_t K = (size_t)layer->in_width;
     int p = begin;
     for (; p + PANELS <= end; p += PANELS) {
-        tile_avx512(ROWS, PANELS, layer, x, layer->packed_weight + (size_t)p * K * V, p * V, y);
+        tile_avx512(ROWS, PANELS, layer, x, layer->packed_weight + (size_t)p * K * V, p * V, y,
+                    y_dtype);
     }
     const float *packed = layer->packed_weight + (size_t)p * K * V; /* (end - p, K, V) */
     switch (end - p) {
     case 0: break;
-    case 1: tile_avx512(ROWS, 1, layer, x, packed, p * V, y); break;
-    case 2: tile_avx512(ROWS, 2, layer, x, packed, p * V, y); break;
-    default: tile_avx512(ROWS, 3, layer, x, packed, p * V, y); break;
+    case 1: tile_avx512(ROWS, 1, layer, x, packed, p * V, y, y_dtype); break;
+    case 2: tile_avx512(ROWS, 2, layer, x, packed, p * V, y, y_dtype); break;
+    default: tile_avx512(ROWS, 3, layer, x, packed, p * V, y, y_dtype); break;
     }
 }
 
 __attribute__((target("avx512f")))
 void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                             float *y /* (rows, N) */, int panel_begin, int panel_end) {
-    const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
+                             void *y /* (rows, N) */, int y_dtype, int panel_begin,
+                             int panel_end) {
+    const size_t K = (size_t)layer->in_width;
+    const size_t y_row = (size_t)layer->out_width * (y_dtype == GP_U8 ? 1 : sizeof(float));
+    char *y_bytes = (char *)y; /* (rows, y_row) */
     /* Row blocks outer: a block's inputs stay in L1 while the weights stream from L2 (about
        16 bytes per cycle at 4 x 4, well within L2 bandwidth). A lone row is bound by that
        bandwidth instead (~100 bytes/ns measured, every weight used once): 1 x 4 gives 4
        independent FMA chains and 4 weight streams, measured a little faster than 1 x 2 or 1 x 8. */
     int r = 0;
     for (; r + MAX_ROWS <= rows; r += MAX_ROWS) {
-        row_block_avx512(MAX_ROWS, 4, layer, x + (size_t)r * K, y + (size_t)r * N, panel_begin,
-                         panel_end);
+        row_block_avx512(MAX_ROWS, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row, y_dtype,
+                         panel_begin, panel_end);
     }
     switch (rows - r) {
     case 0: break;
-    case 1: row_block_avx512(1, 4, layer, x + (size_t)r * K, y + (size_t)r * N, panel_begin,
-                             panel_end); break;
-    case 2: row_block_avx512(2, 4, layer, x + (size_t)r * K, y + (size_t)r * N, panel_begin,
-                             panel_end); break;
-    default: row_block_avx512(3, 4, layer, x + (size_t)r * K, y + (size_t)r * N, panel_begin,
-                              panel_end); break;
+    case 1: row_block_avx512(1, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row,
+                             y_dtype, panel_begin, panel_end); break;
+    case 2: row_block_avx512(2, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row,
+                             y_dtype, panel_begin, panel_end); break;
+    default: row_block_avx512(3, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row,
+                             y_dtype, panel_begin, panel_end); break;
     }
 }
 

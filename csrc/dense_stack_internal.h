@@ -9,10 +9,16 @@
 
 #include "ganpack_kernel.h"
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* The x86 SIMD paths need GCC/Clang function-level target attributes and <immintrin.h>. */
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define GP_HAVE_X86 1
 #endif
+
+/* 1 when this CPU (and this build) can run `isa` (a gp_isa other than GP_ISA_AUTO). */
+int gp_isa_supported(int isa);
 
 /* Outputs per packed panel (= floats per vector, the portable path mimics 8-wide vectors). */
 #define GP_PANEL_PORTABLE 8
@@ -35,26 +41,86 @@ typedef struct {
 
 /* y = act(x W^T + b) for one layer, rows >= 1, x and y row-major and contiguous, but only the
    output columns of panels [panel_begin, panel_end) (0 <= begin < end <= ceil(N / V)); y keeps
-   its full row stride N. The layer must have been packed for the same path (panel_width).
+   its full row stride N. y_dtype GP_F32: y is float; GP_U8: y is uint8 and each activated value
+   v is stored as clip(rint((v + 1) * 127.5), 0, 255) in float32 (the float path's value,
+   then exactly numpy's mapping of it). The layer must have been packed for the same path.
    Every output is bias + x_0 w_0 + x_1 w_1 + ... fused in this order, whatever the number of rows
    or panels around it, so a row's result never depends on its batch or on how work is split. */
 void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                               float *y /* (rows, N) */, int panel_begin, int panel_end);
+                               void *y /* (rows, N) */, int y_dtype, int panel_begin,
+                               int panel_end);
+void gp_u8_to_f32_portable(const unsigned char *u /* (count) */, size_t count,
+                           float *x /* (count) */);
 #ifdef GP_HAVE_X86
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                           float *y /* (rows, N) */, int panel_begin, int panel_end);
+                           void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end);
 void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                             float *y /* (rows, N) */, int panel_begin, int panel_end);
+                             void *y /* (rows, N) */, int y_dtype, int panel_begin,
+                             int panel_end);
+void gp_u8_to_f32_avx2(const unsigned char *u /* (count) */, size_t count,
+                       float *x /* (count) */);
 #endif
 
+/* ---- typed I/O and latents (latents.c, latents_avx2.c) ----
+   A uint8 pixel u as the first layer reads it: u / 127.5f - 1.0f (float32 divide, then
+   subtract), by gp_u8_to_f32_* above. */
+
+/* The float32 latents of rows [first_row, first_row + rows) of stream `seed` (see
+   ganpack_kernel.h); every path gives the same bits. The AVX2 path serves AVX-512 stacks too. */
+void gp_latents_portable(uint64_t seed, int64_t first_row, int rows, int dim, int distribution,
+                         float scale, float offset, float *z /* (rows, dim) */);
+#ifdef GP_HAVE_X86
+void gp_latents_avx2(uint64_t seed, int64_t first_row, int rows, int dim, int distribution,
+                     float scale, float offset, float *z /* (rows, dim) */);
+#endif
+void gp_latents_isa(int isa, uint64_t seed, int64_t first_row, int rows, int dim,
+                    int distribution, float scale, float offset, float *z /* (rows, dim) */);
+
+/* Philox4x32-10 and the float32 constants of the latent transform, shared by every path
+   (runtime/ganpack/latents.py holds the same values). */
+#define GP_PHILOX_M0 0xD2511F53u
+#define GP_PHILOX_M1 0xCD9E8D57u
+#define GP_PHILOX_W0 0x9E3779B9u
+#define GP_PHILOX_W1 0xBB67AE85u
+#define GP_LAT_TWO_M24 0x1p-24f
+#define GP_LAT_SQRT2 0x1.6a09e6p+0f
+#define GP_LAT_LN2 0x1.62e430p-1f
+#define GP_LAT_ATANH9 0x1.c71c72p-4f /* 1/9 */
+#define GP_LAT_ATANH7 0x1.24924ap-3f /* 1/7 */
+#define GP_LAT_ATANH5 0x1.99999ap-3f /* 1/5 */
+#define GP_LAT_ATANH3 0x1.555556p-2f /* 1/3 */
+#define GP_LAT_SIN9 0x1.507834p-13f  /* (pi/2)^9 / 9! */
+#define GP_LAT_SIN7 (-0x1.32d2ccp-8f)
+#define GP_LAT_SIN5 0x1.466bc6p-4f
+#define GP_LAT_SIN3 (-0x1.4abbcep-1f)
+#define GP_LAT_SIN1 0x1.921fb6p+0f   /* pi/2 */
+#define GP_LAT_COS10 (-0x1.a6d1f2p-16f) /* -(pi/2)^10 / 10! */
+#define GP_LAT_COS8 0x1.e1f506p-11f
+#define GP_LAT_COS6 (-0x1.55d3c8p-6f)
+#define GP_LAT_COS4 0x1.03c1f0p-2f
+#define GP_LAT_COS2 (-0x1.3bd3ccp+0f)
+
 /* ---- the worker pool (dense_stack_pool.c) ----
-   A part is one slice of a gp_stack_run: rows [row_begin, row_end) of the batch, and of the last
-   layer only the output panels [panel_begin, panel_end). Hidden layers are always computed whole
-   for the part's rows. The pool runs one part on the calling thread and one on each worker. */
+   Where a run's input rows come from: a float32 or uint8 array (batch, widths[0]), or the
+   latent stream (rows first_row + i). */
+enum { GP_SOURCE_F32 = 0, GP_SOURCE_U8 = 1, GP_SOURCE_LATENT = 2 };
+typedef struct {
+    int kind;                   /* GP_SOURCE_* */
+    const void *data;           /* F32, U8: (batch, widths[0]) */
+    uint64_t seed;              /* LATENT: the stream, its first row, distribution, scale, offset */
+    int64_t first_row;
+    int distribution;
+    float scale, offset;
+} gp_source;
+
+/* A part is one slice of a run: rows [row_begin, row_end) of the batch, and of the last layer
+   only the output panels [panel_begin, panel_end). Hidden layers are always computed whole for
+   the part's rows. The pool runs one part on the calling thread and one on each worker. */
 typedef struct {
     const struct gp_stack *stack;
-    const float *input; /* (batch, widths[0]) */
-    float *output;      /* (batch, widths[n_layers]) */
+    const gp_source *source;
+    void *output;       /* (batch, widths[n_layers]) of output_dtype */
+    int output_dtype;   /* GP_F32 or GP_U8 */
     int row_begin, row_end;
     int panel_begin, panel_end;
     gp_status status;   /* set by the part's runner */
@@ -107,5 +173,21 @@ void gp_pool_run(gp_pool *pool, gp_part *parts /* (n_parts) */, int n_parts);
 #define GP_TANH_C3 (-1.0f / 3.0f)
 #define GP_TANH_C5 (2.0f / 15.0f)
 #define GP_TANH_C7 (-17.0f / 315.0f)
+
+/* tanh, rational form (the AVX2 path): a = min(|x|, GP_TANH_R_CLAMP), s = a * a,
+   P(s) = 1 + s (P1 + s (P2 + s (P3 + s P4))), Q(s) = 1 + s (Q1 + s (Q2 + s (Q3 + s Q4))), each
+   by Horner with fused multiply-adds, tanh(x) = copysign(min((a * P) / Q, 1), x) with a true
+   (IEEE) division. A [9/8] minimax fit (linear programming on [0, 9], P(0) = Q(0) = 1 so small
+   outputs stay relatively accurate, constrained to reach 1 at the clamp so |x| >= 9 gives
+   exactly +-1). Max |error| 4.8e-7 in float (2.1e-7 in exact arithmetic). */
+#define GP_TANH_R_CLAMP 9.0f
+#define GP_TANH_P1 1.323425472e-01f
+#define GP_TANH_P2 3.327681683e-03f
+#define GP_TANH_P3 1.814053212e-05f
+#define GP_TANH_P4 1.053931964e-08f
+#define GP_TANH_Q1 4.656744897e-01f
+#define GP_TANH_Q2 2.522107214e-02f
+#define GP_TANH_Q3 3.023337922e-04f
+#define GP_TANH_Q4 6.494107083e-07f
 
 #endif /* GANPACK_DENSE_STACK_INTERNAL_H */

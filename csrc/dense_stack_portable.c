@@ -4,6 +4,7 @@
  */
 #include "dense_stack_internal.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -57,11 +58,20 @@ static float activate_portable(float v, int activation, float alpha) {
 
 /* ---------------------------------------------------------------- the hot loop */
 
+/* One activated value as an 8-bit pixel: clip(rint((v + 1) * 127.5), 0, 255), float32 steps. */
+static unsigned char to_u8_portable(float v) {
+    float s = (v + 1.0f) * 127.5f;
+    s = s > 0.0f ? s : 0.0f; /* NaN -> 0 */
+    s = s < 255.0f ? s : 255.0f;
+    return (unsigned char)rintf(s); /* half to even, as numpy's rint */
+}
+
 /* THE HOT LOOP of the portable path: rows x V outputs accumulated over all K inputs. x (rows, K)
-   at stride K, panel (K, V), then bias + activation fused into the store of the valid columns. */
+   at stride K, panel (K, V), then bias + activation fused into the store of the valid columns
+   (as floats, or as uint8 pixels when y_dtype is GP_U8). */
 static inline void tile_portable(const gp_layer *layer, const float *x, int rows,
                                  const float *panel /* (K, V) */, int col /* first column */,
-                                 float *y /* (rows, N) */) {
+                                 void *y /* (rows, N) */, int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
     float acc[MAX_ROWS][V];
     for (int r = 0; r < rows; r++) memcpy(acc[r], layer->bias + col, sizeof acc[r]);
@@ -74,22 +84,32 @@ static inline void tile_portable(const gp_layer *layer, const float *x, int rows
     }
     const int n_valid = N - col < V ? N - col : V;
     for (int r = 0; r < rows; r++) {
-        float *out = y + (size_t)r * (size_t)N + (size_t)col;
+        const size_t at = (size_t)r * (size_t)N + (size_t)col;
         for (int j = 0; j < n_valid; j++) {
-            out[j] = activate_portable(acc[r][j], layer->activation, layer->alpha);
+            const float v = activate_portable(acc[r][j], layer->activation, layer->alpha);
+            if (y_dtype == GP_U8) ((unsigned char *)y)[at + (size_t)j] = to_u8_portable(v);
+            else ((float *)y)[at + (size_t)j] = v;
         }
     }
 }
 
 void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                               float *y /* (rows, N) */, int panel_begin, int panel_end) {
+                               void *y /* (rows, N) */, int y_dtype, int panel_begin,
+                               int panel_end) {
     const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
+    const size_t y_size = y_dtype == GP_U8 ? 1 : sizeof(float);
     /* panel-major: one panel's weights (K * V floats) stay in L1 across all row blocks */
     for (int p = panel_begin; p < panel_end; p++) {
         const float *panel = layer->packed_weight + (size_t)p * K * V;
         for (int r = 0; r < rows; r += MAX_ROWS) {
             const int block = rows - r < MAX_ROWS ? rows - r : MAX_ROWS;
-            tile_portable(layer, x + (size_t)r * K, block, panel, p * V, y + (size_t)r * N);
+            tile_portable(layer, x + (size_t)r * K, block, panel, p * V,
+                          (char *)y + (size_t)r * N * y_size, y_dtype);
         }
     }
+}
+
+void gp_u8_to_f32_portable(const unsigned char *u /* (count) */, size_t count,
+                           float *x /* (count) */) {
+    for (size_t i = 0; i < count; i++) x[i] = (float)u[i] / 127.5f - 1.0f;
 }

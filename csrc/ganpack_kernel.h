@@ -22,7 +22,8 @@
  * (= max(alpha * x, x) = torch leaky_relu); relu; tanh; sigmoid. alpha must be 0 for every
  * activation but leaky_relu. tanh and sigmoid are vectorized approximations; the C tests measure
  * them against double precision over [-20, 20] step 1e-4 plus |x| up to FLT_MAX, every ISA:
- *   max |error|  tanh 9.6e-8 (portable 8.9e-8), sigmoid 8.9e-8; the tests fail above 1e-6.
+ *   max |error|  tanh 4.8e-7 (AVX2, a rational), 9.6e-8 (AVX-512), 8.9e-8 (portable), sigmoid
+ *   8.9e-8; the tests fail above 1e-6.
  * Large |x| saturates: tanh to exactly +-1, sigmoid to exactly 1 and to <= 2e-22 for x <= -50.
  *
  * ISA: chosen per stack at create time. GP_ISA_AUTO takes the best this CPU supports; asking
@@ -35,6 +36,8 @@
 #ifndef GANPACK_KERNEL_H
 #define GANPACK_KERNEL_H
 
+#include <stdint.h>
+
 typedef struct gp_stack gp_stack; /* opaque: owns the repacked weights */
 
 typedef enum {
@@ -46,7 +49,8 @@ typedef enum {
     GP_ERR_NOMEM = 5,           /* an allocation failed */
     GP_ERR_UNSUPPORTED_ISA = 6, /* unknown ISA code, or one this CPU (or this build) lacks */
     GP_ERR_INCOMPLETE = 7,      /* gp_stack_run before every layer was set */
-    GP_ERR_THREAD = 8           /* a worker thread could not be started */
+    GP_ERR_THREAD = 8,          /* a worker thread could not be started */
+    GP_ERR_ARGUMENT = 9         /* a dtype, distribution, scale or offset (NaN, inf) not allowed */
 } gp_status;
 
 typedef enum {
@@ -105,5 +109,62 @@ const char *gp_isa_name(int isa);
 
 /* A one-line English description of a gp_status; "unknown status" for other codes. Static. */
 const char *gp_status_message(int status);
+
+/* ---- typed input and output: uint8 pixels in and out, fused into the run ----
+   GP_F32: float32 values. GP_U8: 8-bit pixels. A uint8 input x is mapped to the float
+   x / 127.5f - 1.0f (float32 division, then subtraction: exactly numpy's
+   `x.astype(float32) / float32(127.5) - 1`) per chunk of rows, just before the first layer reads it.
+   A uint8 output is written from the last layer's activated value y as
+   clip(round_half_even((y + 1.0f) * 127.5f), 0, 255) (the add and the multiply rounded to
+   float32 separately: exactly numpy's `np.clip(np.rint((y + 1) * 127.5), 0, 255)` on float32),
+   fused into the last layer's store. A uint8 output is the uint8 mapping of the float32 output
+   of the same run, bit for bit. */
+typedef enum {
+    GP_F32 = 0,
+    GP_U8 = 1
+} gp_dtype;
+
+/* gp_stack_run with typed input and output (gp_dtype each); GP_F32 both ways is gp_stack_run. */
+gp_status gp_stack_run_typed(const gp_stack *stack, const void *input /* (batch, widths[0]) */,
+                             int input_dtype, int batch,
+                             void *output /* (batch, widths[n_layers]) */, int output_dtype);
+
+/* ---- latents: a counter-based stream that C and numpy draw identically ----
+   "ganpack-philox/1": row i of the stream keyed by `seed` depends only on (seed, i), never on
+   how many rows are drawn, in what chunks, or on how many threads. Philox4x32-10 (Salmon et al.
+   2011) with key (seed low 32 bits, seed high 32 bits) and counter (block, row low 32 bits,
+   row high 32 bits, 0) gives 4 uint32 words per block; a row of `dim` values uses
+   blocks = ceil(dim / 4) blocks, and value j of the row is word j / blocks of block j % blocks.
+   GP_LATENT_NORMAL: words (0, 1) and (2, 3) become pairs of normals by Box-Muller with
+   ganpack's own float32 polynomials for log, sin and cos (runtime/ganpack/latents.py is the
+   reference, op for op); GP_LATENT_UNIFORM: each word becomes (word >> 8) * 2^-24 in [0, 1).
+   Then value = base * scale + offset (float32 multiply, then add): normal(mean, std) has
+   scale = std, offset = mean; uniform(low, high) has scale = high - low, offset = low. */
+typedef enum {
+    GP_LATENT_NORMAL = 0,
+    GP_LATENT_UNIFORM = 1
+} gp_latent_distribution;
+
+/* z = rows [first_row, first_row + rows) of the latent stream `seed`. first_row >= 0,
+   rows >= 0 (0 does nothing, z may then be NULL), 1 <= dim <= 1048576. Single-threaded. */
+gp_status gp_latents(uint64_t seed, int64_t first_row, int rows, int dim,
+                     int distribution /* gp_latent_distribution */, float scale, float offset,
+                     float *z /* (rows, dim) */);
+
+/* One call for the whole sample: draws rows [first_row, first_row + batch) of the latent stream
+   (as gp_latents, dim = widths[0]) chunk by chunk into cache-sized buffers, runs the stack and
+   writes the output as output_dtype (gp_dtype), split across the stack's threads like
+   gp_stack_run. Equal, bit for bit, to gp_latents followed by gp_stack_run_typed. */
+gp_status gp_stack_sample(const gp_stack *stack, uint64_t seed, int64_t first_row, int batch,
+                          int distribution /* gp_latent_distribution */, float scale,
+                          float offset, void *output /* (batch, widths[n_layers]) */,
+                          int output_dtype);
+
+/* ---- the machine's ceiling ----
+   fp32 FLOP/s of a register-only loop of independent FMA chains (no loads, no stores) for
+   `isa` (GP_ISA_AUTO: the best), run on n_threads threads at once (0: one per online CPU) for
+   about `seconds` (0.01 to 10), written to *gflops. What "% of peak" is measured against: the
+   clock the cores really reach, and how many FMAs per cycle they really retire. */
+gp_status gp_fma_ceiling(int isa, int n_threads, double seconds, double *gflops);
 
 #endif /* GANPACK_KERNEL_H */

@@ -25,7 +25,7 @@ ffi.set_source(
     '#include "ganpack_kernel.h"',
     sources=[str(path.relative_to(ROOT)) for path in sorted(CSRC.glob("*.c")) if path.name != "example.c"],
     include_dirs=[str(CSRC.relative_to(ROOT))],
-    extra_compile_args=["-O2", "-std=c11", "-fvisibility=hidden"],
+    extra_compile_args=["-O2", "-std=c11", "-ffp-contract=off", "-fvisibility=hidden"],
     py_limited_api=True,
 )
 

@@ -5,8 +5,12 @@ and run API, through cffi, plus the Python checks in front of it.
 
 Each input is decoded into: layer count and widths (invalid ones included), ISA, thread count,
 per-layer activation codes, alphas and weights (NaN and infinity included), a batch and its
-input. The C API must return a status code for every bad argument, never crash, and whenever
-it succeeds on finite numbers its output must match numpy within the kernel's tolerance.
+input; then typed runs (uint8 or float32 in and out, unknown dtype codes included) and one-call
+samples (any seed, first row, distribution code, scale and offset, NaN and infinity included).
+The C API must return a status code for every bad argument, never crash, and whenever it
+succeeds on finite numbers its output must match numpy within the kernel's tolerance; uint8
+outputs must be the uint8 mapping of the float run, and a sample must equal gp_latents followed
+by the float run, bit for bit.
 Coverage: atheris instruments ganpack's Python code; the C code is not instrumented (gcc has
 no libFuzzer coverage), so it is reached through the Python paths and checked by the oracle.
 """
@@ -76,6 +80,52 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
         error = float(np.abs(out - expected).max(initial=0))
         assert error <= 1e-4 * scale, (f"C kernel disagrees with numpy by {error:g}: widths {widths}, isa {isa}, "
                                        f"threads {threads}, activations {codes}, batch {batch}")
+    fuzz_typed_and_sample(data, stack, widths, batch, x, out)
+
+
+def to_uint8(y: np.ndarray) -> np.ndarray:
+    scaled = np.nan_to_num((y + np.float32(1)) * np.float32(127.5), nan=0.0)
+    return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)
+
+
+def fuzz_typed_and_sample(data, stack, widths, batch, x, floats) -> None:
+    """Typed runs and one-call samples on a stack that ran: statuses, and bit-exact agreement."""
+    in_code, out_code = data.ConsumeIntInRange(-1, 2), data.ConsumeIntInRange(-1, 2)
+    pixels = np.random.default_rng(batch).integers(0, 256, size=x.shape, dtype=np.uint8)
+    source = pixels if in_code == lib.GP_U8 else x
+    result = np.full(floats.shape, 7, np.uint8 if out_code == lib.GP_U8 else np.float32)
+    status = lib.gp_stack_run_typed(stack, ffi.from_buffer(source), in_code, batch, ffi.from_buffer(result), out_code)
+    if in_code not in (lib.GP_F32, lib.GP_U8) or out_code not in (lib.GP_F32, lib.GP_U8):
+        assert status == lib.GP_ERR_ARGUMENT, status
+    else:
+        assert status == lib.GP_OK, status
+        as_float = source if in_code == lib.GP_F32 else pixels.astype(np.float32) / np.float32(127.5) - np.float32(1)
+        plain = np.empty(floats.shape, np.float32)
+        assert lib.gp_stack_run(stack, ffi.from_buffer("float[]", np.ascontiguousarray(as_float)), batch,
+                                ffi.from_buffer("float[]", plain)) == lib.GP_OK
+        expected = plain if out_code == lib.GP_F32 else to_uint8(plain)
+        assert np.array_equal(result.view(np.uint8), expected.view(np.uint8)), (widths, in_code, out_code, batch)
+    seed = data.ConsumeIntInRange(0, 2 ** 64 - 1)
+    first_row = data.ConsumeIntInRange(-1, 2 ** 63 - 1)
+    distribution = data.ConsumeIntInRange(-1, 2)
+    scale = float(np.float32(data.ConsumeFloat())) if data.ConsumeBool() else 1.0
+    offset = float(np.float32(data.ConsumeFloat())) if data.ConsumeBool() else 0.0
+    sampled = np.full(floats.shape, 7, np.float32)
+    status = lib.gp_stack_sample(stack, seed, first_row, batch, distribution, scale, offset,
+                                 ffi.from_buffer(sampled), lib.GP_F32)
+    valid_rows = first_row >= 0 and first_row <= 2 ** 63 - 1 - batch
+    if not valid_rows:
+        assert status == lib.GP_ERR_SHAPE, status
+    elif distribution not in (0, 1) or not (np.isfinite(scale) and np.isfinite(offset)):
+        assert status == lib.GP_ERR_ARGUMENT, status
+    else:
+        assert status == lib.GP_OK, status
+        z = np.empty((batch, widths[0]), np.float32)
+        assert lib.gp_latents(seed, first_row, batch, widths[0], distribution, scale, offset,
+                              ffi.from_buffer("float[]", z)) == lib.GP_OK
+        plain = np.empty(floats.shape, np.float32)
+        assert lib.gp_stack_run(stack, ffi.from_buffer("float[]", z), batch, ffi.from_buffer("float[]", plain)) == lib.GP_OK
+        assert np.array_equal(sampled.view(np.uint32), plain.view(np.uint32)), (widths, seed, first_row, batch)
 
 
 def fuzz_python_api(data: atheris.FuzzedDataProvider) -> None:
@@ -92,7 +142,8 @@ def fuzz_python_api(data: atheris.FuzzedDataProvider) -> None:
         out = native.run(x)
     except BackendError:
         return
-    assert x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == widths[0] and out.shape == (len(x), widths[-1])
+    assert x.dtype in (np.float32, np.uint8) and x.ndim == 2 and x.shape[1] == widths[0]
+    assert out.shape == (len(x), widths[-1]) and out.dtype == np.float32
 
 
 def test_one_input(raw: bytes) -> None:

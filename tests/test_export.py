@@ -87,7 +87,8 @@ def test_onnxruntime_matches_pytorch_at_several_batch_sizes(fixture, request):
 def test_manifest_describes_the_package(run_dir):
     state = load_state(run_dir)
     manifest = verify_package(run_dir / "model")
-    assert manifest.format == "ganpack-model" and manifest.format_version == 1
+    assert manifest.format == "ganpack-model" and manifest.format_version == 2
+    assert manifest.latent.generator == "ganpack-philox/1"
     assert manifest.latent.dim == 100 and manifest.latent.distribution == "normal"
     assert manifest.latent.parameters == {"mean": 0.0, "std": 1.0}
     assert manifest.generator.layer_widths == [100, 128, 784]

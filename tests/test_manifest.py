@@ -12,8 +12,9 @@ NETWORK = {"file": "generator.onnx", "sha256": "0" * 64, "inputs": {"z": ["batch
            "outputs": {"image": ["batch", 784]}, "layer_widths": [100, 128, 784],
            "hidden_activation": "leaky_relu", "leaky_relu_alpha": 0.01, "output_activation": "tanh"}
 VALID = {
-    "format": "ganpack-model", "format_version": 1,
-    "latent": {"dim": 100, "distribution": "normal", "parameters": {"mean": 0.0, "std": 1.0}},
+    "format": "ganpack-model", "format_version": 2,
+    "latent": {"dim": 100, "distribution": "normal", "parameters": {"mean": 0.0, "std": 1.0},
+               "generator": "ganpack-philox/1"},
     "image": {"shape": [28, 28], "value_range": [-1.0, 1.0], "to_uint8": "clip(round((x + 1) * 127.5), 0, 255)"},
     "generator": NETWORK,
     "discriminator": {**NETWORK, "file": "discriminator.onnx", "layer_widths": [784, 128, 1],
@@ -42,14 +43,26 @@ def test_valid_manifest_parses():
     assert parse_manifest(json.loads(manifest.to_json())) == manifest  # round trip
 
 
+def test_format_version_1_means_numpy_latents():
+    """0.1.0 packages carry no latent.generator: they keep meaning numpy's PCG64 stream."""
+    version_1 = changed("format_version", 1)
+    del version_1["latent"]["generator"]
+    manifest = parse_manifest(version_1)
+    assert manifest.latent.generator == "numpy-pcg64" and manifest.format_version == 1
+    assert parse_manifest(json.loads(manifest.to_json())) == manifest
+
+
 @pytest.mark.parametrize("path, value, message", [
     ("format", "other", "format"),
-    ("format_version", 2, "format_version 2"),
+    ("format_version", 3, "format_version 3"),
     ("latent", ..., "latent"),
     ("latent.dim", "100", "latent.dim"),
     ("latent.dim", True, "latent.dim"),
     ("latent.dim", 0, "latent.dim"),
     ("latent.distribution", "cauchy", "latent.distribution"),
+    ("latent.generator", ..., "latent.generator"),
+    ("latent.generator", "mt19937", "latent.generator"),
+    ("latent.generator", 1, "latent.generator"),
     ("latent.parameters", {"mean": 0.0}, "latent.parameters.std"),
     ("generator.file", "../../etc/passwd", "generator.file"),
     ("generator.file", "/abs/path.onnx", "generator.file"),

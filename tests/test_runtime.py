@@ -12,6 +12,7 @@ import torch
 import ganpack
 import ganpack.model as model_module
 from ganpack.errors import InputError, PackageError
+from ganpack.latents import GENERATOR, LEGACY_GENERATOR, draw_numpy
 from ganpack.manifest import ManifestError
 from packages import ARCHITECTURES, make_package
 
@@ -72,15 +73,32 @@ def test_latents_follow_the_manifest(default_package):
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
     assert np.array_equal(z[:5], model.latents(5, seed=0))  # chunked draws are one stream
     assert not np.array_equal(model.latents(5, seed=0), model.latents(5, seed=1))
-    expected = np.random.default_rng(7).standard_normal((3, 100), dtype=np.float32)
+    assert model.manifest.latent.generator == GENERATOR
+    expected = draw_numpy(7, 0, 3, 100, "normal", 1.0, 0.0)
     assert np.array_equal(model.latents(3, seed=7), expected)  # the documented rule, exactly
+
+
+def test_format_version_1_packages_keep_their_numpy_latents(tmp_path, default_package):
+    """A 0.1.0 package (format_version 1, no latent.generator) still means numpy's PCG64 stream."""
+    copy = tmp_path / "v1"
+    shutil.copytree(default_package, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["latent"]["generator"]
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    expected = np.random.default_rng(7).standard_normal((3, 100), dtype=np.float32)
+    for backend in BACKENDS:
+        model = ganpack.load(copy, backend=backend)
+        assert model.manifest.latent.generator == LEGACY_GENERATOR
+        assert np.array_equal(model.latents(3, seed=7), expected)
+        assert np.array_equal(model.sample(3, seed=7), model.generate(expected)), backend
 
 
 def test_uniform_latents(tmp_path, default_package):
     copy = tmp_path / "uniform"
     shutil.copytree(default_package, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["latent"] = {"dim": 100, "distribution": "uniform", "parameters": {"low": -1.0, "high": 1.0}}
+    manifest["latent"] = {"dim": 100, "distribution": "uniform", "parameters": {"low": -1.0, "high": 1.0},
+                          "generator": GENERATOR}
     (copy / "manifest.json").write_text(json.dumps(manifest))
     z = ganpack.load(copy, backend="numpy").latents(10000, seed=0)
     assert z.min() >= -1 and z.max() <= 1 and abs(z.std() - (1 / 3) ** 0.5) < 0.01
@@ -220,8 +238,11 @@ def test_generate_into_a_caller_array(default_package):
                 np.zeros((5, 28, 56), np.float32)[:, :, ::2]):
         with pytest.raises(InputError, match="out must be"):
             model.generate(z, output="float", out=bad)
-    with pytest.raises(InputError, match="output='float'"):
-        model.generate(z, out=out)
+    with pytest.raises(InputError, match="uint8 array"):
+        model.generate(z, out=out)  # float32 out for the default uint8 output
+    pixels = np.zeros((5, 28, 28), np.uint8)
+    assert model.generate(z, out=pixels) is pixels
+    assert np.array_equal(pixels, model.generate(z))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

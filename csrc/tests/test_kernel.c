@@ -10,7 +10,8 @@
  * tanh / sigmoid error sweep; API contract (every status code, replacement, batch independence,
  * output bounds); 8 threads sharing one stack; threaded stacks (gp_stack_create_threads): bit for
  * bit equal to single-threaded for every batch and split, shared by 8 callers, freed while their
- * workers sleep. Last line: "N passed, M failed".
+ * workers sleep; typed uint8 input and output, the latent stream and one-call samples against
+ * the float path, bit for bit; the new entry points' status codes. Last line: "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack_kernel.h"
@@ -581,6 +582,232 @@ static void test_threads(test_counts *counts, rng *g, int n_threads) {
     free(outputs);
 }
 
+/* ---------------------------------------------------------------- typed I/O, latents, sample */
+
+/* numpy's float -> uint8 mapping, in float32 steps: clip(rint((v + 1) * 127.5), 0, 255) */
+static unsigned char ref_u8(float v) {
+    float scaled = (v + 1.0f) * 127.5f;
+    if (!(scaled > 0.0f)) scaled = 0.0f;
+    if (scaled > 255.0f) scaled = 255.0f;
+    return (unsigned char)rintf(scaled);
+}
+
+/* A stack with random weights: threads, ISA, hidden leaky_relu, the last activation given. */
+static gp_stack *random_stack(rng *g, int n_layers, const int *widths, int isa, int n_threads,
+                              int last_activation) {
+    gp_stack *stack = NULL;
+    if (gp_stack_create_threads(n_layers, widths, isa, n_threads, &stack) != GP_OK) return NULL;
+    for (int l = 0; l < n_layers; l++) {
+        const float limit = 1.5f / sqrtf((float)widths[l]);
+        float *weight = random_floats(g, (size_t)widths[l + 1] * (size_t)widths[l], -limit, limit);
+        float *bias = random_floats(g, (size_t)widths[l + 1], -limit, limit);
+        const int last = l == n_layers - 1;
+        gp_stack_set_layer(stack, l, weight, bias, last ? last_activation : GP_ACT_LEAKY_RELU,
+                           last ? 0.0f : 0.01f);
+        free(weight);
+        free(bias);
+    }
+    return stack;
+}
+
+/* uint8 out = the mapping of the float out, uint8 in = the float run on u / 127.5f - 1, bit for
+   bit, on every ISA and thread count, with odd widths (masked stores), identity outputs far
+   outside [-1, 1] (the clamp) and a canary after every output. */
+static void test_typed_io(test_counts *counts, rng *g) {
+    static const int SHAPES[4][3] = {{100, 128, 784}, {13, 20, 17}, {784, 128, 1}, {5, 9, 3}};
+    static const int BATCHES[] = {1, 3, 8, 17, 70};
+    for (int shape = 0; shape < 4; shape++) {
+        const int *widths = SHAPES[shape];
+        const int max_batch = 70;
+        const size_t n_in = (size_t)max_batch * (size_t)widths[0];
+        const size_t n_out = (size_t)max_batch * (size_t)widths[2];
+        float *x = random_floats(g, n_in, -1.0f, 1.0f), *converted = malloc(n_in * sizeof(float));
+        unsigned char *pixels = malloc(n_in), *got_u8 = malloc(n_out + 16);
+        float *want = malloc(n_out * sizeof(float)), *got = malloc((n_out + 16) * sizeof(float));
+        if (converted == NULL || pixels == NULL || got_u8 == NULL || want == NULL || got == NULL) exit(1);
+        for (size_t i = 0; i < n_in; i++) {
+            pixels[i] = (unsigned char)(rng_next(g) & 255u);
+            converted[i] = (float)pixels[i] / 127.5f - 1.0f;
+        }
+        for (int isa = 0; isa < N_ISAS; isa++) {
+            for (int act = 0; act < 2; act++) {
+                const int activation = act ? GP_ACT_IDENTITY : (shape == 2 ? GP_ACT_SIGMOID : GP_ACT_TANH);
+                for (int n_threads = 1; n_threads <= 2; n_threads++) {
+                    const rng saved = *g; /* the same weights for every thread count */
+                    gp_stack *stack = random_stack(g, 2, widths, isa, n_threads, activation);
+                    if (stack == NULL) continue;
+                    int mismatches = 0, canaries = 1;
+                    for (int b = 0; b < 5; b++) {
+                        const int batch = BATCHES[b];
+                        const size_t n = (size_t)batch * (size_t)widths[2];
+                        if (n > n_out) break; /* never: tells the compiler n is bounded */
+                        /* float in, uint8 out */
+                        gp_stack_run(stack, x, batch, want);
+                        memset(got_u8, 0xA5, n + 16);
+                        mismatches += gp_stack_run_typed(stack, x, GP_F32, batch, got_u8, GP_U8) != GP_OK;
+                        for (size_t i = 0; i < n; i++) mismatches += got_u8[i] != ref_u8(want[i]);
+                        for (size_t i = n; i < n + 16; i++) canaries &= got_u8[i] == 0xA5;
+                        /* uint8 in, float and uint8 out */
+                        gp_stack_run(stack, converted, batch, want);
+                        for (size_t i = 0; i < n + 16; i++) got[i] = -12345.0f;
+                        mismatches += gp_stack_run_typed(stack, pixels, GP_U8, batch, got, GP_F32) != GP_OK;
+                        mismatches += memcmp(got, want, n * sizeof(float)) != 0;
+                        for (size_t i = n; i < n + 16; i++) canaries &= got[i] == -12345.0f;
+                        mismatches += gp_stack_run_typed(stack, pixels, GP_U8, batch, got_u8, GP_U8) != GP_OK;
+                        for (size_t i = 0; i < n; i++) mismatches += got_u8[i] != ref_u8(want[i]);
+                    }
+                    char what[160];
+                    snprintf(what, sizeof what, "[%s] typed I/O %d-%d-%d act %d, %d threads: %d mismatches, canary %d",
+                             gp_isa_name(isa), widths[0], widths[1], widths[2], activation, n_threads,
+                             mismatches, canaries);
+                    check(counts, mismatches == 0 && canaries, what);
+                    gp_stack_free(stack);
+                    if (n_threads == 1) *g = saved;
+                }
+            }
+        }
+        free(x);
+        free(converted);
+        free(pixels);
+        free(got_u8);
+        free(want);
+        free(got);
+    }
+}
+
+/* gp_stack_sample == gp_latents then gp_stack_run_typed, bit for bit, on every ISA, thread
+   count and batch; through an identity layer the output is the latents themselves, so every
+   ISA's latent path draws the same numbers as gp_latents. */
+static void test_sample(test_counts *counts, rng *g) {
+    static const int BATCHES[] = {1, 2, 5, 8, 9, 33, 150};
+    const int max_batch = 150;
+    const int widths[3] = {100, 128, 784};
+    float *z = malloc((size_t)max_batch * 100 * sizeof(float));
+    float *want = malloc((size_t)max_batch * 784 * sizeof(float));
+    float *got = malloc(((size_t)max_batch * 784 + 16) * sizeof(float));
+    unsigned char *got_u8 = malloc((size_t)max_batch * 784 + 16);
+    if (z == NULL || want == NULL || got == NULL || got_u8 == NULL) exit(1);
+    const uint64_t seed = 0x0123456789ABCDEFull;
+    for (int isa = 0; isa < N_ISAS; isa++) {
+        for (int n_threads = 1; n_threads <= 3; n_threads++) {
+            const rng saved = *g;
+            gp_stack *stack = random_stack(g, 2, widths, isa, n_threads, GP_ACT_TANH);
+            *g = saved;
+            if (stack == NULL) continue;
+            int mismatches = 0, canaries = 1;
+            for (int dist = 0; dist < 2; dist++) {
+                const float scale = dist ? 2.0f : 0.7f, offset = dist ? -1.0f : 0.25f;
+                for (int b = 0; b < 7; b++) {
+                    const int batch = BATCHES[b];
+                    const int64_t first = b * 1000003LL;
+                    const size_t n = (size_t)batch * 784;
+                    mismatches += gp_latents(seed, first, batch, 100, dist, scale, offset, z) != GP_OK;
+                    gp_stack_run(stack, z, batch, want);
+                    for (size_t i = 0; i < n + 16; i++) got[i] = -12345.0f;
+                    mismatches += gp_stack_sample(stack, seed, first, batch, dist, scale, offset, got,
+                                                  GP_F32) != GP_OK;
+                    mismatches += memcmp(got, want, n * sizeof(float)) != 0;
+                    for (size_t i = n; i < n + 16; i++) canaries &= got[i] == -12345.0f;
+                    memset(got_u8, 0xA5, n + 16);
+                    mismatches += gp_stack_sample(stack, seed, first, batch, dist, scale, offset, got_u8,
+                                                  GP_U8) != GP_OK;
+                    for (size_t i = 0; i < n; i++) mismatches += got_u8[i] != ref_u8(want[i]);
+                    for (size_t i = n; i < n + 16; i++) canaries &= got_u8[i] == 0xA5;
+                }
+            }
+            char what[128];
+            snprintf(what, sizeof what, "[%s] sample == latents + run, %d threads: %d mismatches, canary %d",
+                     gp_isa_name(isa), n_threads, mismatches, canaries);
+            check(counts, mismatches == 0 && canaries, what);
+            gp_stack_free(stack);
+        }
+        /* identity: y = 0 + 1 * z_j + 0 * (the rest) = z_j */
+        static const int DIMS[] = {1, 3, 4, 31, 33, 100};
+        for (int d = 0; d < 6; d++) {
+            const int dim = DIMS[d], id_widths[2] = {dim, dim};
+            float *eye = calloc((size_t)dim * (size_t)dim, sizeof(float));
+            float *zero = calloc((size_t)dim, sizeof(float));
+            if (eye == NULL || zero == NULL) exit(1);
+            for (int j = 0; j < dim; j++) eye[(size_t)j * (size_t)dim + (size_t)j] = 1.0f;
+            gp_stack *identity = NULL;
+            if (gp_stack_create(1, id_widths, isa, &identity) != GP_OK) {
+                free(eye);
+                free(zero);
+                continue;
+            }
+            gp_stack_set_layer(identity, 0, eye, zero, GP_ACT_IDENTITY, 0.0f);
+            int mismatches = 0;
+            for (int dist = 0; dist < 2; dist++) {
+                const int64_t first = (int64_t)1 << 33; /* rows past 2^32: the counter's high word */
+                gp_latents(seed, first, 37, dim, dist, 1.0f, 0.0f, z);
+                gp_stack_sample(identity, seed, first, 37, dist, 1.0f, 0.0f, got, GP_F32);
+                for (size_t i = 0; i < (size_t)37 * (size_t)dim; i++) mismatches += got[i] != z[i];
+            }
+            char what[96];
+            snprintf(what, sizeof what, "[%s] latents through an identity layer, dim %d: %d mismatches",
+                     gp_isa_name(isa), dim, mismatches);
+            check(counts, mismatches == 0, what);
+            gp_stack_free(identity);
+            free(eye);
+            free(zero);
+        }
+    }
+    free(z);
+    free(want);
+    free(got);
+    free(got_u8);
+}
+
+/* The status of every bad argument of the typed, latent, sample and ceiling entry points. */
+static void test_new_api_errors(test_counts *counts, rng *g) {
+    const int widths[3] = {4, 3, 2};
+    gp_stack *stack = random_stack(g, 2, widths, GP_ISA_AUTO, 1, GP_ACT_TANH);
+    gp_stack *incomplete = NULL;
+    gp_stack_create(2, widths, GP_ISA_AUTO, &incomplete);
+    float x[8] = {0}, y[4] = {0};
+    unsigned char pixels[8] = {0};
+    check(counts, gp_stack_run_typed(stack, x, 2, 2, y, GP_F32) == GP_ERR_ARGUMENT, "run_typed input dtype");
+    check(counts, gp_stack_run_typed(stack, x, GP_F32, 2, y, -1) == GP_ERR_ARGUMENT, "run_typed output dtype");
+    check(counts, gp_stack_run_typed(stack, NULL, GP_U8, 2, y, GP_F32) == GP_ERR_NULL, "run_typed NULL input");
+    check(counts, gp_stack_run_typed(stack, pixels, GP_U8, 2, NULL, GP_U8) == GP_ERR_NULL, "run_typed NULL output");
+    check(counts, gp_stack_run_typed(stack, NULL, GP_U8, 0, NULL, GP_U8) == GP_OK, "run_typed batch 0");
+    check(counts, gp_stack_run_typed(stack, pixels, GP_U8, -1, y, GP_F32) == GP_ERR_SHAPE, "run_typed batch -1");
+    check(counts, gp_stack_run_typed(NULL, pixels, GP_U8, 1, y, GP_F32) == GP_ERR_NULL, "run_typed NULL stack");
+    check(counts, gp_stack_run_typed(incomplete, pixels, GP_U8, 1, y, GP_F32) == GP_ERR_INCOMPLETE,
+          "run_typed incomplete");
+    check(counts, gp_stack_sample(stack, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, y, GP_F32) == GP_OK, "sample ok");
+    check(counts, gp_stack_sample(stack, 1, 0, 2, 2, 1.0f, 0.0f, y, GP_F32) == GP_ERR_ARGUMENT, "sample distribution");
+    check(counts, gp_stack_sample(stack, 1, 0, 2, GP_LATENT_NORMAL, NAN, 0.0f, y, GP_F32) == GP_ERR_ARGUMENT,
+          "sample NaN scale");
+    check(counts, gp_stack_sample(stack, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, INFINITY, y, GP_F32) == GP_ERR_ARGUMENT,
+          "sample infinite offset");
+    check(counts, gp_stack_sample(stack, 1, -1, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, y, GP_F32) == GP_ERR_SHAPE,
+          "sample first_row -1");
+    check(counts, gp_stack_sample(stack, 1, INT64_MAX, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, y, GP_F32) == GP_ERR_SHAPE,
+          "sample row overflow");
+    check(counts, gp_stack_sample(stack, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, NULL, GP_F32) == GP_ERR_NULL,
+          "sample NULL output");
+    check(counts, gp_stack_sample(stack, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, y, 5) == GP_ERR_ARGUMENT,
+          "sample output dtype");
+    check(counts, gp_stack_sample(incomplete, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, y, GP_F32) == GP_ERR_INCOMPLETE,
+          "sample incomplete");
+    check(counts, gp_stack_sample(NULL, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, y, GP_F32) == GP_ERR_NULL,
+          "sample NULL stack");
+    check(counts, gp_stack_sample(stack, 1, 0, 0, GP_LATENT_NORMAL, 1.0f, 0.0f, NULL, GP_U8) == GP_OK,
+          "sample batch 0");
+    double gflops = -1.0;
+    check(counts, gp_fma_ceiling(GP_ISA_AUTO, 2, 0.01, &gflops) == GP_OK && gflops > 0.0, "fma ceiling");
+    check(counts, gp_fma_ceiling(GP_ISA_PORTABLE, 1, 0.01, &gflops) == GP_OK && gflops > 0.0,
+          "fma ceiling portable");
+    check(counts, gp_fma_ceiling(GP_ISA_AUTO, -1, 0.01, &gflops) == GP_ERR_SHAPE, "fma ceiling threads");
+    check(counts, gp_fma_ceiling(GP_ISA_AUTO, 1, 100.0, &gflops) == GP_ERR_SHAPE, "fma ceiling seconds");
+    check(counts, gp_fma_ceiling(GP_ISA_AUTO, 1, 0.01, NULL) == GP_ERR_NULL, "fma ceiling NULL");
+    check(counts, gp_fma_ceiling(9, 1, 0.01, &gflops) == GP_ERR_UNSUPPORTED_ISA, "fma ceiling ISA");
+    check(counts, strcmp(gp_status_message(GP_ERR_ARGUMENT), "unknown status") != 0, "GP_ERR_ARGUMENT message");
+    gp_stack_free(stack);
+    gp_stack_free(incomplete);
+}
+
 /* ---------------------------------------------------------------- threaded stacks */
 
 /* A threaded stack gives exactly the single-threaded results: every batch size (row splits,
@@ -675,6 +902,9 @@ int main(void) {
     test_threads(&counts, &g, 1);
     test_threads(&counts, &g, 2);
     test_threaded(&counts, &g);
+    test_typed_io(&counts, &g);
+    test_sample(&counts, &g);
+    test_new_api_errors(&counts, &g);
     printf("%d passed, %d failed\n", counts.passed, counts.failed);
     return counts.failed == 0 ? 0 : 1;
 }

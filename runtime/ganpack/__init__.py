@@ -12,7 +12,7 @@ from ganpack.errors import (ConfigError, DataError, ExportError, GanpackError, I
 from ganpack.grid import save_grid
 from ganpack.model import Model, load
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["ConfigError", "DataError", "ExportError", "GanpackError", "InputError", "Model", "PackageError",
            "TrainingError", "__version__", "available_backends", "load", "save_grid"]

@@ -1,7 +1,7 @@
 """The model package's manifest.json: its schema, defined once here (the reader) and used by export.
 
 A model package is a folder:
-  manifest.json        this schema, format "ganpack-model", format_version 1
+  manifest.json        this schema, format "ganpack-model", format_version 2 (1 is still read)
   generator.onnx       z (batch, latent_dim) float32 -> image (batch, 784) float32 in [-1, 1]
   discriminator.onnx   image (batch, 784) float32 -> probability (batch, 1), logit (batch, 1)
   preview.png          a grid of samples
@@ -18,15 +18,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ganpack.errors import PackageError
+from ganpack.latents import GENERATOR, LEGACY_GENERATOR
 
 FORMAT = "ganpack-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: latent.generator names the latent stream; 1 (no such field) means numpy-pcg64
+READABLE_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB; anything larger is not one of ours
 MAX_LATENT_PARAMETER = 1e6  # latents stay far inside float32 range
 MAX_OPSET = 1000
 IMAGE_VALUE_RANGE = [-1.0, 1.0]
 GENERATOR_WEIGHTS = ("ema", "raw")  # the moving average of G's weights, or the last step's
 LATENT_DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high")}
+LATENT_GENERATORS = (GENERATOR, LEGACY_GENERATOR)  # what sample(n, seed) draws z with
 FILES = {"generator": "generator.onnx", "discriminator": "discriminator.onnx"}  # fixed by the format
 ACTIVATIONS = ("identity", "leaky_relu", "relu", "tanh", "sigmoid")
 
@@ -40,6 +43,7 @@ class Latent:
     dim: int
     distribution: str  # "normal" or "uniform"
     parameters: dict  # normal: {"mean", "std"}; uniform: {"low", "high"}
+    generator: str = GENERATOR  # the latent stream for a seed (ganpack.latents); format_version 1: LEGACY
 
 
 @dataclass
@@ -155,13 +159,17 @@ def parse_manifest(values: dict) -> Manifest:
     if values.get("format") != FORMAT:
         raise ManifestError(f"manifest format is {values.get('format')!r}, expected {FORMAT!r}")
     version = values.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise ManifestError(f"manifest format_version {version!r} is not supported "
-                            f"(this ganpack reads version {FORMAT_VERSION})")
+                            f"(this ganpack reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     latent_values = _require(values, "latent", dict, "")
     latent = Latent(dim=_require(latent_values, "dim", int, "latent."),
                     distribution=_require(latent_values, "distribution", str, "latent."),
-                    parameters=_require(latent_values, "parameters", dict, "latent."))
+                    parameters=_require(latent_values, "parameters", dict, "latent."),
+                    generator=(_require(latent_values, "generator", str, "latent.") if version >= 2
+                               else LEGACY_GENERATOR))
+    if latent.generator not in LATENT_GENERATORS:
+        raise ManifestError(f"manifest latent.generator {latent.generator!r} is not one of {list(LATENT_GENERATORS)}")
     if latent.distribution not in LATENT_DISTRIBUTIONS:
         raise ManifestError(f"manifest latent.distribution {latent.distribution!r} is not one of "
                             f"{sorted(LATENT_DISTRIBUTIONS)}")
@@ -200,6 +208,7 @@ def parse_manifest(values: dict) -> Manifest:
         provenance=_require(values, "provenance", dict, ""),
         parity=_require(values, "parity", dict, ""),
         quality=values.get("quality", {}) if isinstance(values.get("quality", {}), dict) else {},
+        format_version=version,
     )
 
 

@@ -2,6 +2,8 @@
 
     model = ganpack.load("model/")          # or ganpack.load() for the model inside the wheel
     images = model.sample(64, seed=1)       # uint8 (64, 28, 28); output="float" gives [-1, 1]
+                                            # (the C backend does all of it in one call: latents,
+                                            # both layers, the uint8 mapping)
     images = model.generate(z)              # from your own latents (n, latent_dim)
     p_real = model.score(images)            # (n,) discriminator probabilities
 
@@ -9,6 +11,7 @@ A loaded Model holds no mutable state, so one instance can serve many threads at
 """
 
 import math
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,7 @@ from ganpack.backends import activations, backend_class, choose_backend
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
 from ganpack.grid import to_uint8
+from ganpack.latents import GENERATOR, LEGACY_GENERATOR, MAX_SEED, draw_numpy, scale_offset
 from ganpack.manifest import FILES
 from ganpack.package import verify_package
 
@@ -80,6 +84,11 @@ class Model:
         self._discriminator = cls(discriminator, discriminator_path, threads=threads)
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
+        latent = self.manifest.latent
+        self._stream = latent.generator  # GENERATOR, or LEGACY_GENERATOR for format_version 1
+        self._scale, self._offset = (float(v) for v in scale_offset(latent.distribution, latent.parameters))
+        self._fused = getattr(self._generator, "fused", False)  # the C backend: one call per sample()
+        self._sample_in_c = self._fused and self._stream == GENERATOR
 
     def __repr__(self) -> str:
         return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim})"
@@ -88,14 +97,23 @@ class Model:
     # latents
 
     def latents(self, n: int, seed: int | None = None) -> np.ndarray:
-        """(n, latent_dim) float32 drawn as the manifest says, from numpy's PCG64 seeded with
-        `seed`: normal -> mean + std * standard_normal(float32); uniform -> low + (high - low) *
-        random(float32). Drawn in chunks, which gives the same numbers as one draw."""
-        n = _count(n)
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
-            raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
+        """(n, latent_dim) float32: rows 0..n-1 of the package's latent stream for `seed`
+        (None: a fresh random seed). Row i never depends on n.
+
+        "ganpack-philox/1" (format_version 2 packages; see ganpack.latents): counter-based, drawn
+        in C when the kernel is built, else by the numpy reference, the same bits either way.
+        "numpy-pcg64" (format_version 1): numpy.random.default_rng(seed), then mean + std *
+        standard_normal(float32) or low + (high - low) * random(float32), as 0.1.0 drew them."""
+        n, seed = _count(n), self._seed(seed)
+        latent = self.manifest.latent
+        if self._stream == GENERATOR:
+            try:
+                from ganpack.backends.c_backend import draw_latents
+            except ImportError:  # no compiled kernel: the numpy reference gives the same bits
+                return draw_numpy(seed, 0, n, self.latent_dim, latent.distribution, self._scale, self._offset)
+            return draw_latents(seed, 0, n, self.latent_dim, latent.distribution, self._scale, self._offset)
         rng = np.random.default_rng(seed)
-        latent, out = self.manifest.latent, np.empty((n, self.latent_dim), np.float32)
+        out = np.empty((n, self.latent_dim), np.float32)
         for start in range(0, n, CHUNK_ROWS):
             rows = out[start:start + CHUNK_ROWS]
             if latent.distribution == "normal":
@@ -109,31 +127,56 @@ class Model:
                 rows += np.float32(low)
         return out
 
+    def _seed(self, seed) -> int | None:
+        if seed is None:
+            return secrets.randbits(64) if self._stream == GENERATOR else None
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
+        if self._stream == GENERATOR and seed > MAX_SEED:
+            raise InputError(f"seed must be below 2**64 for the {GENERATOR} latent stream, got {seed}")
+        return int(seed)
+
     # ------------------------------------------------------------------------------------------
     # generator
 
     def sample(self, n: int, seed: int | None = None, output: str = "uint8") -> np.ndarray:
-        """n digits, (n, 28, 28): uint8 pixels by default, or float32 in [-1, 1]."""
+        """n digits, (n, 28, 28): uint8 pixels by default, or float32 in [-1, 1]. Equal to
+        generate(latents(n, seed), output); on the C backend one C call does all of it."""
+        if self._sample_in_c:
+            if output not in OUTPUTS:
+                raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+            n, seed = _count(n), self._seed(seed)
+            out = np.empty((n, self.image_dim), np.uint8 if output == "uint8" else np.float32)
+            self._generator.sample_into(seed, self.manifest.latent.distribution, self._scale, self._offset, out)
+            return out.reshape(n, IMAGE_SIDE, IMAGE_SIDE)
         return self.generate(self.latents(n, seed), output)
 
     def generate(self, z, output: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
         """Digits from caller-provided latents z of shape (n, latent_dim).
 
-        out: with output="float", an optional float32 (n, 28, 28) C-contiguous array to write
-        into, so repeated calls allocate nothing."""
+        out: an optional C-contiguous (n, 28, 28) array to write into, float32 for
+        output="float" or uint8 for output="uint8", so repeated calls allocate nothing."""
         if output not in OUTPUTS:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
         z = _as_float32_rows(z, self.latent_dim, "z")
-        if out is not None:
-            if output != "float":
-                raise InputError("out= is for output='float'")
-            if not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.flags.c_contiguous
-                    and out.flags.writeable and out.shape == (len(z), IMAGE_SIDE, IMAGE_SIDE)):
-                raise InputError(f"out must be a writeable C-contiguous float32 array of shape "
-                                 f"{(len(z), IMAGE_SIDE, IMAGE_SIDE)}")
-        images = self._run(self._generator, z, "activated", out)  # (n, 784) in [-1, 1]
+        dtype = np.uint8 if output == "uint8" else np.float32
+        if out is not None and not (isinstance(out, np.ndarray) and out.dtype == dtype and out.flags.c_contiguous
+                                    and out.flags.writeable and out.shape == (len(z), IMAGE_SIDE, IMAGE_SIDE)):
+            raise InputError(f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape "
+                             f"{(len(z), IMAGE_SIDE, IMAGE_SIDE)} for output={output!r}")
+        if self._fused:  # C: the uint8 mapping happens in the kernel's store
+            if out is None:
+                out = np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype)
+            self._generator.run_into(z, out.reshape(len(z), self.image_dim))
+            return out
+        images = self._run(self._generator, z, "activated", None if output == "uint8" else out)  # (n, 784)
         images = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
-        return to_uint8(images) if output == "uint8" else images
+        if output == "float":
+            return images
+        if out is None:
+            return to_uint8(images)
+        out[...] = to_uint8(images)
+        return out
 
     # ------------------------------------------------------------------------------------------
     # discriminator
@@ -141,15 +184,22 @@ class Model:
     def score(self, images) -> np.ndarray:
         """The discriminator's probability that each image is real, (n,) float32.
 
-        images: uint8 pixels (n, 28, 28) or (n, 784), mapped to [-1, 1] as x / 127.5 - 1;
-        or floats already in [-1, 1] (other real dtypes are converted to float32)."""
+        images: uint8 pixels (n, 28, 28) or (n, 784), mapped to [-1, 1] as x / 127.5 - 1 (on the C
+        backend inside the kernel); or floats already in [-1, 1] (other real dtypes are converted
+        to float32)."""
         images = np.asarray(images)
-        if images.dtype == np.uint8:
-            images = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
         if images.ndim == 3:
             if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
                 raise InputError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
             images = images.reshape(len(images), -1)
+        if images.dtype == np.uint8:
+            if images.ndim != 2 or images.shape[1] != self.image_dim:
+                raise InputError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
+            if self._fused:
+                logits = np.empty((len(images), 1), np.float32)
+                self._discriminator.run_into(np.ascontiguousarray(images), logits)
+                return activations.sigmoid(logits[:, 0])
+            images = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
         rows = _as_float32_rows(images, self.image_dim, "images")
         if rows.size and (rows.min() < -1.0 - 1e-6 or rows.max() > 1.0 + 1e-6):
             raise InputError(f"float images must lie in [-1, 1], got values in [{rows.min()}, {rows.max()}]; "
@@ -160,20 +210,17 @@ class Model:
     # ------------------------------------------------------------------------------------------
 
     def _run(self, backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None) -> np.ndarray:
-        """Run `backend` over (n, in) rows in chunks of CHUNK_ROWS; returns the `kind` output."""
+        """Run `backend` over (n, in) rows, in chunks of CHUNK_ROWS for backends that allocate their
+        intermediates (the C kernel bounds its own memory: one call); returns the `kind` output."""
         width = backend.out_width
         out = np.empty((len(rows), width), np.float32) if out is None else out.reshape(len(rows), width)
-        direct = getattr(backend, "writes_into", None) == kind  # the C backend writes into `out` itself
-        if direct and len(rows) <= CHUNK_ROWS:
-            backend.run_into(rows, out)  # one call, no slicing: at batch 1 every microsecond shows
+        if getattr(backend, "writes_into", None) == kind:  # the C backend writes into `out` itself
+            backend.run_into(rows, out)
             return out
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = slice(start, start + CHUNK_ROWS)  # row slices of `out` stay C-contiguous
-            if direct:
-                backend.run_into(rows[chunk], out[chunk])
-            else:
-                result = backend.run(rows[chunk])
-                out[chunk] = result[kind] if kind in result else _activate(backend, result)
+            result = backend.run(rows[chunk])
+            out[chunk] = result[kind] if kind in result else _activate(backend, result)
         return out
 
 

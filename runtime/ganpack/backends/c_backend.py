@@ -12,6 +12,10 @@ from ganpack.backends import BackendError
 from ganpack.dense_stack import DenseStack
 
 FLOAT32 = np.dtype(np.float32)  # dtype objects are singletons: `is` is the cheap comparison
+UINT8 = np.dtype(np.uint8)
+DTYPE_CODES = {FLOAT32: lib.GP_F32, UINT8: lib.GP_U8}
+DISTRIBUTION_CODES = {"normal": lib.GP_LATENT_NORMAL, "uniform": lib.GP_LATENT_UNIFORM}
+MAX_ROWS_PER_CALL = 1 << 24  # the C API counts rows in an int; larger requests go in slices
 
 ACTIVATION_CODES = {"identity": lib.GP_ACT_IDENTITY, "leaky_relu": lib.GP_ACT_LEAKY_RELU, "relu": lib.GP_ACT_RELU,
                     "tanh": lib.GP_ACT_TANH, "sigmoid": lib.GP_ACT_SIGMOID}
@@ -53,28 +57,67 @@ class NativeStack:
         self.isa = ffi.string(lib.gp_isa_name(lib.gp_stack_isa(self._stack))).decode()
 
     def run(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """x (batch, in) float32 C-contiguous -> (batch, out) float32 (into `out` when given).
+        """x (batch, in) float32 or uint8, C-contiguous -> (batch, out) float32, or into `out` (float32 or
+        uint8 pixels) when given. uint8 inputs are read as x / 127.5 - 1, uint8 outputs are written as
+        clip(rint((y + 1) * 127.5), 0, 255), both inside the C call.
         The checks are written to cost little: at batch 1 they are a third of the call."""
-        if not (type(x) is np.ndarray and x.dtype is FLOAT32 and x.ndim == 2 and x.shape[1] == self.in_width):
-            raise BackendError(f"C kernel input must be float32 (batch, {self.in_width}), got "
+        if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.in_width and x.dtype in DTYPE_CODES):
+            raise BackendError(f"C kernel input must be float32 or uint8 (batch, {self.in_width}), got "
                                f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
         if not x.flags.c_contiguous:
             raise BackendError("C kernel input must be C-contiguous")
         rows = x.shape[0]
         if out is None:
             out = np.empty((rows, self.out_width), FLOAT32)
-        elif not (type(out) is np.ndarray and out.dtype is FLOAT32 and out.shape == (rows, self.out_width)
-                  and out.flags.c_contiguous and out.flags.writeable):
-            raise BackendError(f"out must be a writeable C-contiguous float32 array of shape {(rows, self.out_width)}")
-        if rows:
-            status = lib.gp_stack_run(self._stack, ffi.from_buffer("float[]", x), rows, ffi.from_buffer("float[]", out))
+        else:
+            self._check_out(out, rows)
+        for start in range(0, rows, MAX_ROWS_PER_CALL):
+            count = min(MAX_ROWS_PER_CALL, rows - start)
+            part_in, part_out = (x, out) if count == rows else (x[start:start + count], out[start:start + count])
+            status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(part_in), DTYPE_CODES[x.dtype], count,
+                                            ffi.from_buffer(part_out), DTYPE_CODES[out.dtype])
             if status:
                 _check(status, "run")
         return out
 
+    def sample(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> np.ndarray:
+        """One C call per up to 2^24 rows: latents of rows 0..n-1 of stream `seed`, the stack, and the
+        output written into `out` (n, out) float32 or uint8 pixels."""
+        rows = len(out)
+        self._check_out(out, rows)
+        for start in range(0, rows, MAX_ROWS_PER_CALL):
+            count = min(MAX_ROWS_PER_CALL, rows - start)
+            part = out if count == rows else out[start:start + count]
+            status = lib.gp_stack_sample(self._stack, seed, start, count, DISTRIBUTION_CODES[distribution], scale,
+                                         offset, ffi.from_buffer(part), DTYPE_CODES[out.dtype])
+            if status:
+                _check(status, "sample")
+        return out
+
+    def _check_out(self, out, rows: int) -> None:
+        if not (type(out) is np.ndarray and out.dtype in DTYPE_CODES and out.shape == (rows, self.out_width)
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise BackendError(f"out must be a writeable C-contiguous float32 or uint8 array of shape "
+                               f"{(rows, self.out_width)}")
+
+
+def draw_latents(seed: int, first_row: int, rows: int, dim: int, distribution: str, scale: float,
+                 offset: float) -> np.ndarray:
+    """Rows [first_row, first_row + rows) of the latent stream `seed` (ganpack.latents), in C."""
+    z = np.empty((rows, dim), FLOAT32)
+    for start in range(0, rows, MAX_ROWS_PER_CALL):
+        count = min(MAX_ROWS_PER_CALL, rows - start)
+        _check(lib.gp_latents(seed, first_row + start, count, dim, DISTRIBUTION_CODES[distribution], scale, offset,
+                              ffi.from_buffer("float[]", z[start:start + count])),
+               "draw latents")
+    return z
+
 
 class CBackend:
+    """The C kernel: float32 or uint8 rows in, float32 or uint8 pixels out, latents drawn in C."""
+
     name = "c"
+    fused = True  # sample_into and uint8 in/out run inside one C call (see Model)
 
     def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None, isa: str = "auto"):
         self.stack = stack
@@ -89,3 +132,6 @@ class CBackend:
 
     def run_into(self, x: np.ndarray, out: np.ndarray) -> None:
         self.native.run(x, out)
+
+    def sample_into(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> None:
+        self.native.sample(seed, distribution, scale, offset, out)
