@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L /* sysconf */
 #include "dense_stack_internal.h"
 
+#include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ const char *gp_status_message(int status) {
     case GP_ERR_INCOMPLETE: return "not every layer of the stack has been set";
     case GP_ERR_THREAD: return "a worker thread could not be started";
     case GP_ERR_ARGUMENT: return "unknown dtype or latent distribution, or a non-finite scale or offset";
+    case GP_ERR_INPUT: return "an input value is NaN or outside [-1, 1]";
     default: return "unknown status";
     }
 }
@@ -246,6 +248,18 @@ static void u8_to_f32(int isa, const unsigned char *u, size_t count, float *x) {
     gp_u8_to_f32_portable(u, count, x);
 }
 
+/* 1 when the float input x is what its source kind promises (a range; NaN never is). */
+static int input_ok(int isa, int kind, const float *x, size_t count) {
+    if (kind != GP_SOURCE_F32_IMAGE && kind != GP_SOURCE_F32_FINITE) return 1;
+    const float low = kind == GP_SOURCE_F32_IMAGE ? GP_IMAGE_MIN : -FLT_MAX;
+    const float high = kind == GP_SOURCE_F32_IMAGE ? GP_IMAGE_MAX : FLT_MAX;
+#ifdef GP_HAVE_X86
+    if (isa == GP_ISA_AVX2_FMA || isa == GP_ISA_AVX512) return gp_in_range_avx2(x, count, low, high);
+#endif
+    (void)isa;
+    return gp_in_range_portable(x, count, low, high);
+}
+
 /* Rows [row_begin, row_end) through every layer, the last layer only for panels
    [panel_begin, panel_end). Runs on whichever thread the part was given to. Input rows that are
    not float32 already (uint8 pixels, latents) are made per chunk, in cache, just before the first
@@ -258,9 +272,10 @@ static gp_status run_rows(const gp_stack *stack, const gp_source *source,
     const size_t in_width = (size_t)stack->widths[0];
     const size_t out_row = (size_t)stack->widths[n_layers] * (output_dtype == GP_U8 ? 1 : sizeof(float));
     char *out = (char *)output + (size_t)row_begin * out_row; /* (batch, out_row bytes) */
-    const int staged = source->kind != GP_SOURCE_F32;
+    const int staged = source->kind == GP_SOURCE_U8 || source->kind == GP_SOURCE_LATENT;
     const float *input = staged ? NULL : (const float *)source->data + (size_t)row_begin * in_width;
     if (n_layers == 1 && !staged) {
+        if (!input_ok(stack->isa, source->kind, input, (size_t)batch * in_width)) return GP_ERR_INPUT;
         forward(&stack->layers[0], input, batch, out, output_dtype, panel_begin, panel_end);
         return GP_OK;
     }
@@ -286,11 +301,16 @@ static gp_status run_rows(const gp_stack *stack, const gp_source *source,
     }
     float *staging = scratch + 2 * chunk_rows * hidden; /* (chunk_rows, widths[0]) */
 
+    gp_status status = GP_OK;
     for (int row = 0; row < batch; row += (int)chunk_rows) {
         const int rows = batch - row < (int)chunk_rows ? batch - row : (int)chunk_rows;
         const float *x; /* (rows, widths[l]) */
-        if (source->kind == GP_SOURCE_F32) {
+        if (!staged) {
             x = input + (size_t)row * in_width;
+            if (!input_ok(stack->isa, source->kind, x, (size_t)rows * in_width)) {
+                status = GP_ERR_INPUT; /* checked in cache, just before the first layer reads it */
+                break;
+            }
         } else if (source->kind == GP_SOURCE_U8) {
             u8_to_f32(stack->isa, (const unsigned char *)source->data + (size_t)(row_begin + row) * in_width,
                       (size_t)rows * in_width, staging);
@@ -313,7 +333,7 @@ static gp_status run_rows(const gp_stack *stack, const gp_source *source,
     }
 
     if (scratch != small_scratch) free(scratch);
-    return GP_OK;
+    return status;
 }
 
 static void run_part(gp_part *part) {
@@ -401,11 +421,12 @@ gp_status gp_stack_run_typed(const gp_stack *stack, const void *input, int input
     int done;
     const gp_status status = check_run(stack, batch, output_dtype, &done);
     if (status != GP_OK) return status;
-    if (input_dtype != GP_F32 && input_dtype != GP_U8) return GP_ERR_ARGUMENT;
+    if (input_dtype < GP_F32 || input_dtype > GP_F32_FINITE) return GP_ERR_ARGUMENT;
     if (done) return GP_OK;
     if (input == NULL || output == NULL) return GP_ERR_NULL;
-    const gp_source source = {input_dtype == GP_U8 ? GP_SOURCE_U8 : GP_SOURCE_F32, input, 0, 0, 0,
-                              0.0f, 0.0f};
+    static const int KINDS[4] = {GP_SOURCE_F32, GP_SOURCE_U8, GP_SOURCE_F32_IMAGE, GP_SOURCE_F32_FINITE};
+    const int kind = KINDS[input_dtype]; /* indexed by gp_dtype */
+    const gp_source source = {kind, input, 0, 0, 0, 0.0f, 0.0f};
     return run_source(stack, &source, batch, output, output_dtype);
 }
 

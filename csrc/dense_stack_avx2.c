@@ -11,7 +11,8 @@
 
 #define V GP_PANEL_AVX2
 #define MAX_ROWS 4
-#define MAX_PANELS 2
+#define MAX_PANELS 2      /* panels of a full 4-row tile */
+#define MAX_TILE_PANELS 8 /* panels of a short tile: 1 row x 8, 2 x 4, 3 x 2 */
 #define GP_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
 /* ---------------------------------------------------------------- activations */
@@ -103,26 +104,26 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *
                               void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
     const size_t panel_stride = (size_t)K * V;
-    __m256 acc[MAX_ROWS][MAX_PANELS];
+    __m256 acc[MAX_ROWS][MAX_TILE_PANELS];
 #pragma GCC unroll 4
     for (int r = 0; r < ROWS; r++) {
-#pragma GCC unroll 2
+#pragma GCC unroll 8
         for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_load_ps(layer->bias + col + p * V);
     }
     for (int k = 0; k < K; k++) {
-        __m256 w[MAX_PANELS];
-#pragma GCC unroll 2
+        __m256 w[MAX_TILE_PANELS];
+#pragma GCC unroll 8
         for (int p = 0; p < PANELS; p++) {
             w[p] = _mm256_load_ps(panels + (size_t)p * panel_stride + (size_t)k * V);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const __m256 xv = _mm256_broadcast_ss(x + (size_t)r * (size_t)K + (size_t)k);
-#pragma GCC unroll 2
+#pragma GCC unroll 8
             for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_fmadd_ps(xv, w[p], acc[r][p]);
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int p = 0; p < PANELS; p++) {
         const int n_valid = N - (col + p * V); /* >= 1: every panel has a real column */
         const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n_valid),
@@ -148,16 +149,16 @@ static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
                                const float *x /* (rows, K) */,
                                const float *packed /* (panels, K, V) */, int col,
                                void *y /* (rows, N) */, int y_dtype) {
-    switch ((rows - 1) * MAX_PANELS + (panels - 1)) {
-    case 0: tile_avx2(1, 1, layer, x, packed, col, y, y_dtype); break;
-    case 1: tile_avx2(1, 2, layer, x, packed, col, y, y_dtype); break;
-    case 2: tile_avx2(2, 1, layer, x, packed, col, y, y_dtype); break;
-    case 3: tile_avx2(2, 2, layer, x, packed, col, y, y_dtype); break;
-    case 4: tile_avx2(3, 1, layer, x, packed, col, y, y_dtype); break;
-    case 5: tile_avx2(3, 2, layer, x, packed, col, y, y_dtype); break;
-    case 6: tile_avx2(4, 1, layer, x, packed, col, y, y_dtype); break;
-    default: tile_avx2(4, 2, layer, x, packed, col, y, y_dtype); break;
+#define GP_TILE(R, P) case (R) * 16 + (P): tile_avx2(R, P, layer, x, packed, col, y, y_dtype); break
+    switch (rows * 16 + panels) {
+    GP_TILE(4, 1); GP_TILE(4, 2);
+    GP_TILE(3, 1); GP_TILE(3, 2);
+    GP_TILE(2, 1); GP_TILE(2, 2); GP_TILE(2, 3); GP_TILE(2, 4);
+    GP_TILE(1, 1); GP_TILE(1, 2); GP_TILE(1, 3); GP_TILE(1, 4);
+    GP_TILE(1, 5); GP_TILE(1, 6); GP_TILE(1, 7); GP_TILE(1, 8);
+    default: break; /* never: gp_layer_forward_avx2 asks only for the shapes above */
     }
+#undef GP_TILE
 }
 
 __attribute__((target("avx2,fma")))
@@ -165,15 +166,27 @@ void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */
                            void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end) {
     const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
     const size_t y_row = N * (y_dtype == GP_U8 ? 1 : sizeof(float)); /* bytes per output row */
+    const int whole = rows / MAX_ROWS * MAX_ROWS; /* rows in full 4-row tiles */
     /* panel-major: a pair of panels (2 * K * V floats) stays hot in cache across all row blocks */
-    for (int p = panel_begin; p < panel_end; p += MAX_PANELS) {
+    for (int p = panel_begin; p < panel_end && whole > 0; p += MAX_PANELS) {
         const int panels = panel_end - p < MAX_PANELS ? panel_end - p : MAX_PANELS;
         const float *packed = layer->packed_weight + (size_t)p * K * V;
-        for (int r = 0; r < rows; r += MAX_ROWS) {
-            const int block = rows - r < MAX_ROWS ? rows - r : MAX_ROWS;
-            tile_avx2_dispatch(block, panels, layer, x + (size_t)r * K, packed, p * V,
+        for (int r = 0; r < whole; r += MAX_ROWS) {
+            tile_avx2_dispatch(MAX_ROWS, panels, layer, x + (size_t)r * K, packed, p * V,
                                (char *)y + (size_t)r * y_row, y_dtype);
         }
+    }
+    /* The 1 to 3 rows left (a lone row is batch 1): one FMA chain per output is a latency of
+       K x 5 cycles, so a short tile takes more panels to keep 6 to 8 chains in flight
+       (1 x 8, 2 x 4, 3 x 2). Each output is still the same chain in k order. */
+    const int left = rows - whole;
+    if (left == 0) return;
+    const int step = left == 1 ? 8 : left == 2 ? 4 : 2;
+    for (int p = panel_begin; p < panel_end; p += step) {
+        const int panels = panel_end - p < step ? panel_end - p : step;
+        tile_avx2_dispatch(left, panels, layer, x + (size_t)whole * K,
+                           layer->packed_weight + (size_t)p * K * V, p * V,
+                           (char *)y + (size_t)whole * y_row, y_dtype);
     }
 }
 
@@ -187,6 +200,22 @@ void gp_u8_to_f32_avx2(const unsigned char *u /* (count) */, size_t count, float
         _mm256_storeu_ps(x + i, _mm256_sub_ps(_mm256_div_ps(_mm256_cvtepi32_ps(wide), half_range), one));
     }
     for (; i < count; i++) x[i] = (float)u[i] / 127.5f - 1.0f;
+}
+
+/* 1 when every x lies in [low, high]; ordered compares, so NaN fails. */
+__attribute__((target("avx2,fma")))
+int gp_in_range_avx2(const float *x /* (count) */, size_t count, float low_value, float high_value) {
+    const __m256 low = _mm256_set1_ps(low_value), high = _mm256_set1_ps(high_value);
+    __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    size_t i = 0;
+    for (; i + 8 <= count; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        ok = _mm256_and_ps(ok, _mm256_and_ps(_mm256_cmp_ps(v, low, _CMP_GE_OQ),
+                                             _mm256_cmp_ps(v, high, _CMP_LE_OQ)));
+    }
+    int all = _mm256_movemask_ps(ok) == 0xFF;
+    for (; i < count; i++) all &= x[i] >= low_value && x[i] <= high_value;
+    return all;
 }
 
 #else

@@ -20,6 +20,10 @@
 /* 1 when this CPU (and this build) can run `isa` (a gp_isa other than GP_ISA_AUTO). */
 int gp_isa_supported(int isa);
 
+/* The range GP_F32_IMAGE inputs must lie in: [-1, 1] and a float rounding's worth around it. */
+#define GP_IMAGE_MIN (-1.000001f)
+#define GP_IMAGE_MAX 1.000001f
+
 /* Outputs per packed panel (= floats per vector, the portable path mimics 8-wide vectors). */
 #define GP_PANEL_PORTABLE 8
 #define GP_PANEL_AVX2 8
@@ -51,6 +55,8 @@ void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K
                                int panel_end);
 void gp_u8_to_f32_portable(const unsigned char *u /* (count) */, size_t count,
                            float *x /* (count) */);
+/* 1 when every x lies in [low, high] (NaN does not), else 0. */
+int gp_in_range_portable(const float *x /* (count) */, size_t count, float low, float high);
 #ifdef GP_HAVE_X86
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
                            void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end);
@@ -59,6 +65,7 @@ void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) 
                              int panel_end);
 void gp_u8_to_f32_avx2(const unsigned char *u /* (count) */, size_t count,
                        float *x /* (count) */);
+int gp_in_range_avx2(const float *x /* (count) */, size_t count, float low, float high);
 #endif
 
 /* ---- typed I/O and latents (latents.c, latents_avx2.c) ----
@@ -103,10 +110,11 @@ void gp_latents_isa(int isa, uint64_t seed, int64_t first_row, int rows, int dim
 /* ---- the worker pool (dense_stack_pool.c) ----
    Where a run's input rows come from: a float32 or uint8 array (batch, widths[0]), or the
    latent stream (rows first_row + i). */
-enum { GP_SOURCE_F32 = 0, GP_SOURCE_U8 = 1, GP_SOURCE_LATENT = 2 };
+enum { GP_SOURCE_F32 = 0, GP_SOURCE_U8 = 1, GP_SOURCE_LATENT = 2, GP_SOURCE_F32_IMAGE = 3,
+       GP_SOURCE_F32_FINITE = 4 };
 typedef struct {
     int kind;                   /* GP_SOURCE_* */
-    const void *data;           /* F32, U8: (batch, widths[0]) */
+    const void *data;           /* F32, U8, F32_IMAGE, F32_FINITE: (batch, widths[0]) */
     uint64_t seed;              /* LATENT: the stream, its first row, distribution, scale, offset */
     int64_t first_row;
     int distribution;

@@ -113,3 +113,9 @@ void gp_u8_to_f32_portable(const unsigned char *u /* (count) */, size_t count,
                            float *x /* (count) */) {
     for (size_t i = 0; i < count; i++) x[i] = (float)u[i] / 127.5f - 1.0f;
 }
+
+int gp_in_range_portable(const float *x /* (count) */, size_t count, float low, float high) {
+    int ok = 1;
+    for (size_t i = 0; i < count; i++) ok &= x[i] >= low && x[i] <= high;
+    return ok;
+}

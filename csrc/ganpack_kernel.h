@@ -50,7 +50,8 @@ typedef enum {
     GP_ERR_UNSUPPORTED_ISA = 6, /* unknown ISA code, or one this CPU (or this build) lacks */
     GP_ERR_INCOMPLETE = 7,      /* gp_stack_run before every layer was set */
     GP_ERR_THREAD = 8,          /* a worker thread could not be started */
-    GP_ERR_ARGUMENT = 9         /* a dtype, distribution, scale or offset (NaN, inf) not allowed */
+    GP_ERR_ARGUMENT = 9,        /* a dtype, distribution, scale or offset (NaN, inf) not allowed */
+    GP_ERR_INPUT = 10           /* a GP_F32_IMAGE / _FINITE input value out of its range, or NaN */
 } gp_status;
 
 typedef enum {
@@ -121,7 +122,12 @@ const char *gp_status_message(int status);
    of the same run, bit for bit. */
 typedef enum {
     GP_F32 = 0,
-    GP_U8 = 1
+    GP_U8 = 1,
+    GP_F32_IMAGE = 2, /* input only: float32 that must lie in [-1.000001, 1.000001], each chunk
+                         checked in cache before the first layer reads it; a NaN, an infinity or a
+                         value outside stops the run with GP_ERR_INPUT (the output is then
+                         unspecified). What a discriminator's float images must be. */
+    GP_F32_FINITE = 3 /* input only: float32 that must be finite, checked the same way */
 } gp_dtype;
 
 /* gp_stack_run with typed input and output (gp_dtype each); GP_F32 both ways is gp_stack_run. */

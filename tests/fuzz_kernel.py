@@ -5,7 +5,8 @@ and run API, through cffi, plus the Python checks in front of it.
 
 Each input is decoded into: layer count and widths (invalid ones included), ISA, thread count,
 per-layer activation codes, alphas and weights (NaN and infinity included), a batch and its
-input; then typed runs (uint8 or float32 in and out, unknown dtype codes included) and one-call
+input; then typed runs (uint8, float32 or range-checked float32 in, uint8 or float32 out, unknown
+dtype codes included) and one-call
 samples (any seed, first row, distribution code, scale and offset, NaN and infinity included).
 The C API must return a status code for every bad argument, never crash, and whenever it
 succeeds on finite numbers its output must match numpy within the kernel's tolerance; uint8
@@ -90,16 +91,24 @@ def to_uint8(y: np.ndarray) -> np.ndarray:
 
 def fuzz_typed_and_sample(data, stack, widths, batch, x, floats) -> None:
     """Typed runs and one-call samples on a stack that ran: statuses, and bit-exact agreement."""
-    in_code, out_code = data.ConsumeIntInRange(-1, 2), data.ConsumeIntInRange(-1, 2)
+    in_code, out_code = data.ConsumeIntInRange(-1, 4), data.ConsumeIntInRange(-1, 2)
     pixels = np.random.default_rng(batch).integers(0, 256, size=x.shape, dtype=np.uint8)
-    source = pixels if in_code == lib.GP_U8 else x
+    source = pixels if in_code == lib.GP_U8 else np.clip(x, -1, 1) if data.ConsumeBool() else x
+    if in_code == lib.GP_F32_FINITE and data.ConsumeBool() and source.size:
+        source = source.copy()
+        source.flat[data.ConsumeIntInRange(0, source.size - 1)] = [np.nan, np.inf, -np.inf][data.ConsumeIntInRange(0, 2)]
     result = np.full(floats.shape, 7, np.uint8 if out_code == lib.GP_U8 else np.float32)
     status = lib.gp_stack_run_typed(stack, ffi.from_buffer(source), in_code, batch, ffi.from_buffer(result), out_code)
-    if in_code not in (lib.GP_F32, lib.GP_U8) or out_code not in (lib.GP_F32, lib.GP_U8):
+    in_range = bool(np.all((source >= np.float32(-1.000001)) & (source <= np.float32(1.000001))))
+    if in_code not in (lib.GP_F32, lib.GP_U8, lib.GP_F32_IMAGE, lib.GP_F32_FINITE) or out_code not in (lib.GP_F32,
+                                                                                                    lib.GP_U8):
         assert status == lib.GP_ERR_ARGUMENT, status
+    elif (in_code == lib.GP_F32_IMAGE and not in_range) or (in_code == lib.GP_F32_FINITE
+                                                             and not np.isfinite(source).all()):
+        assert status == lib.GP_ERR_INPUT, status
     else:
         assert status == lib.GP_OK, status
-        as_float = source if in_code == lib.GP_F32 else pixels.astype(np.float32) / np.float32(127.5) - np.float32(1)
+        as_float = source if in_code != lib.GP_U8 else pixels.astype(np.float32) / np.float32(127.5) - np.float32(1)
         plain = np.empty(floats.shape, np.float32)
         assert lib.gp_stack_run(stack, ffi.from_buffer("float[]", np.ascontiguousarray(as_float)), batch,
                                 ffi.from_buffer("float[]", plain)) == lib.GP_OK

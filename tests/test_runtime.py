@@ -136,6 +136,11 @@ def test_score_accepts_pixels_and_floats(default_package):
     (lambda m: m.sample(True), "non-negative"),
     (lambda m: m.sample(2, seed=-3), "seed"),
     (lambda m: m.score(np.full((1, 784), 3.0, np.float32)), r"\[-1, 1\]"),
+    (lambda m: m.score(np.vstack([np.zeros((40, 784), np.float32), np.full((1, 784), -1.01, np.float32)])),
+     r"\[-1, 1\]"),  # a later chunk (the C backend checks chunk by chunk)
+    (lambda m: m.score(np.where(np.arange(784 * 30).reshape(30, 784) == 784 * 17 + 5, np.nan,
+                                0).astype(np.float32)), r"non-finite value \(nan\) at row 17, column 5"),
+    (lambda m: m.score(np.full((3, 784), -np.inf, np.float32)), "non-finite"),
     (lambda m: m.score(np.zeros((1, 27, 27), np.uint8)), "28, 28"),
 ])
 def test_bad_input_is_a_clear_error(default_package, call, message):

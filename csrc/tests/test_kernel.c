@@ -758,6 +758,58 @@ static void test_sample(test_counts *counts, rng *g) {
     free(got_u8);
 }
 
+/* GP_F32_IMAGE and GP_F32_FINITE: in range, the float run bit for bit; one NaN, infinity (or,
+   for IMAGE, out-of-range value) anywhere (first row, a later chunk, the last value) stops the
+   run with GP_ERR_INPUT, on every ISA and thread count, one layer or two. */
+static void test_checked_input(test_counts *counts, rng *g) {
+    static const int SHAPES[2][3] = {{784, 128, 1}, {20, 7, 0}};
+    const int batch = 100;
+    for (int shape = 0; shape < 2; shape++) {
+        const int *widths = SHAPES[shape];
+        const int n_layers = widths[2] ? 2 : 1, n_out_width = widths[n_layers];
+        const size_t n_in = (size_t)batch * (size_t)widths[0];
+        float *x = random_floats(g, n_in, -1.0f, 1.0f);
+        float *want = malloc((size_t)batch * (size_t)n_out_width * sizeof(float));
+        float *got = malloc((size_t)batch * (size_t)n_out_width * sizeof(float));
+        if (want == NULL || got == NULL) exit(1);
+        x[0] = -1.0f;
+        x[1] = 1.0f;
+        x[2] = 1.0000009f; /* inside the margin */
+        for (int isa = 0; isa < N_ISAS; isa++) {
+            for (int n_threads = 1; n_threads <= 2; n_threads++) {
+                gp_stack *stack = random_stack(g, n_layers, widths, isa, n_threads, GP_ACT_IDENTITY);
+                if (stack == NULL) continue;
+                int wrong = gp_stack_run(stack, x, batch, want) != GP_OK;
+                wrong += gp_stack_run_typed(stack, x, GP_F32_IMAGE, batch, got, GP_F32) != GP_OK;
+                wrong += memcmp(got, want, (size_t)batch * (size_t)n_out_width * sizeof(float)) != 0;
+                wrong += gp_stack_run_typed(stack, x, GP_F32_FINITE, batch, got, GP_F32) != GP_OK;
+                wrong += memcmp(got, want, (size_t)batch * (size_t)n_out_width * sizeof(float)) != 0;
+                static const float BAD[5] = {NAN, INFINITY, -INFINITY, -1.5f, 1.00001f};
+                const size_t where[3] = {0, n_in / 2 + 3, n_in - 1};
+                for (int b = 0; b < 5; b++) {
+                    for (int w = 0; w < 3; w++) {
+                        const float saved = x[where[w]];
+                        x[where[w]] = BAD[b];
+                        wrong += gp_stack_run_typed(stack, x, GP_F32_IMAGE, batch, got, GP_F32) != GP_ERR_INPUT;
+                        /* finite: only NaN and the infinities stop it */
+                        wrong += gp_stack_run_typed(stack, x, GP_F32_FINITE, batch, got, GP_F32) !=
+                                 (b < 3 ? GP_ERR_INPUT : GP_OK);
+                        x[where[w]] = saved;
+                    }
+                }
+                char what[128];
+                snprintf(what, sizeof what, "[%s] GP_F32_IMAGE input, %d layers, %d threads: %d wrong",
+                         gp_isa_name(isa), n_layers, n_threads, wrong);
+                check(counts, wrong == 0, what);
+                gp_stack_free(stack);
+            }
+        }
+        free(x);
+        free(want);
+        free(got);
+    }
+}
+
 /* The status of every bad argument of the typed, latent, sample and ceiling entry points. */
 static void test_new_api_errors(test_counts *counts, rng *g) {
     const int widths[3] = {4, 3, 2};
@@ -766,8 +818,11 @@ static void test_new_api_errors(test_counts *counts, rng *g) {
     gp_stack_create(2, widths, GP_ISA_AUTO, &incomplete);
     float x[8] = {0}, y[4] = {0};
     unsigned char pixels[8] = {0};
-    check(counts, gp_stack_run_typed(stack, x, 2, 2, y, GP_F32) == GP_ERR_ARGUMENT, "run_typed input dtype");
+    check(counts, gp_stack_run_typed(stack, x, 4, 2, y, GP_F32) == GP_ERR_ARGUMENT, "run_typed input dtype");
+    check(counts, gp_stack_run_typed(stack, x, -1, 2, y, GP_F32) == GP_ERR_ARGUMENT, "run_typed input dtype -1");
     check(counts, gp_stack_run_typed(stack, x, GP_F32, 2, y, -1) == GP_ERR_ARGUMENT, "run_typed output dtype");
+    check(counts, gp_stack_run_typed(stack, x, GP_F32, 2, y, GP_F32_IMAGE) == GP_ERR_ARGUMENT,
+          "GP_F32_IMAGE is for input only");
     check(counts, gp_stack_run_typed(stack, NULL, GP_U8, 2, y, GP_F32) == GP_ERR_NULL, "run_typed NULL input");
     check(counts, gp_stack_run_typed(stack, pixels, GP_U8, 2, NULL, GP_U8) == GP_ERR_NULL, "run_typed NULL output");
     check(counts, gp_stack_run_typed(stack, NULL, GP_U8, 0, NULL, GP_U8) == GP_OK, "run_typed batch 0");
@@ -804,6 +859,7 @@ static void test_new_api_errors(test_counts *counts, rng *g) {
     check(counts, gp_fma_ceiling(GP_ISA_AUTO, 1, 0.01, NULL) == GP_ERR_NULL, "fma ceiling NULL");
     check(counts, gp_fma_ceiling(9, 1, 0.01, &gflops) == GP_ERR_UNSUPPORTED_ISA, "fma ceiling ISA");
     check(counts, strcmp(gp_status_message(GP_ERR_ARGUMENT), "unknown status") != 0, "GP_ERR_ARGUMENT message");
+    check(counts, strcmp(gp_status_message(GP_ERR_INPUT), "unknown status") != 0, "GP_ERR_INPUT message");
     gp_stack_free(stack);
     gp_stack_free(incomplete);
 }
@@ -904,6 +960,7 @@ int main(void) {
     test_threaded(&counts, &g);
     test_typed_io(&counts, &g);
     test_sample(&counts, &g);
+    test_checked_input(&counts, &g);
     test_new_api_errors(&counts, &g);
     printf("%d passed, %d failed\n", counts.passed, counts.failed);
     return counts.failed == 0 ? 0 : 1;

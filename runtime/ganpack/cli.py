@@ -84,7 +84,7 @@ def info(args) -> int:
         "package": str(model.path),
         "format": f"{manifest.format} v{manifest.format_version}",
         "latent": {"dim": manifest.latent.dim, "distribution": manifest.latent.distribution,
-                   **manifest.latent.parameters},
+                   **manifest.latent.parameters, "generator": manifest.latent.generator},
         "generator": {"layers": manifest.generator.layer_widths, "alpha": manifest.generator.leaky_relu_alpha,
                       "weights": manifest.generator_weights},
         "discriminator": {"layers": manifest.discriminator.layer_widths},

@@ -89,6 +89,11 @@ class Model:
         self._scale, self._offset = (float(v) for v in scale_offset(latent.distribution, latent.parameters))
         self._fused = getattr(self._generator, "fused", False)  # the C backend: one call per sample()
         self._sample_in_c = self._fused and self._stream == GENERATOR
+        if self._sample_in_c:  # the batch-1 path: everything fixed per model is looked up once, here
+            self._draw = self._generator.sampler(latent.distribution, self._scale, self._offset)
+        if self._fused:
+            self._run_generator = self._generator.runner()
+            self._run_discriminator = self._discriminator.runner(image_range=True)
 
     def __repr__(self) -> str:
         return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim})"
@@ -142,13 +147,16 @@ class Model:
     def sample(self, n: int, seed: int | None = None, output: str = "uint8") -> np.ndarray:
         """n digits, (n, 28, 28): uint8 pixels by default, or float32 in [-1, 1]. Equal to
         generate(latents(n, seed), output); on the C backend one C call does all of it."""
-        if self._sample_in_c:
-            if output not in OUTPUTS:
-                raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
-            n, seed = _count(n), self._seed(seed)
-            out = np.empty((n, self.image_dim), np.uint8 if output == "uint8" else np.float32)
-            self._generator.sample_into(seed, self.manifest.latent.distribution, self._scale, self._offset, out)
-            return out.reshape(n, IMAGE_SIDE, IMAGE_SIDE)
+        if self._sample_in_c:  # written for batch 1, where the Python around the C call is most of it
+            if type(n) is not int or n < 0:  # bool is not int here
+                n = _count(n)
+            if type(seed) is not int or not 0 <= seed <= MAX_SEED:
+                seed = self._seed(seed)
+            if output == "uint8":
+                return self._draw(seed, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), np.uint8))
+            if output == "float":
+                return self._draw(seed, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), np.float32))
+            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
         return self.generate(self.latents(n, seed), output)
 
     def generate(self, z, output: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
@@ -158,17 +166,18 @@ class Model:
         output="float" or uint8 for output="uint8", so repeated calls allocate nothing."""
         if output not in OUTPUTS:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
-        z = _as_float32_rows(z, self.latent_dim, "z")
+        z = _as_float32_rows(z, self.latent_dim, "z", check_finite=not self._fused)  # C checks it in cache
         dtype = np.uint8 if output == "uint8" else np.float32
         if out is not None and not (isinstance(out, np.ndarray) and out.dtype == dtype and out.flags.c_contiguous
                                     and out.flags.writeable and out.shape == (len(z), IMAGE_SIDE, IMAGE_SIDE)):
             raise InputError(f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape "
                              f"{(len(z), IMAGE_SIDE, IMAGE_SIDE)} for output={output!r}")
         if self._fused:  # C: the uint8 mapping happens in the kernel's store
-            if out is None:
-                out = np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype)
-            self._generator.run_into(z, out.reshape(len(z), self.image_dim))
-            return out
+            try:
+                return self._run_generator(z, np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype) if out is None else out)
+            except InputError:
+                _as_float32_rows(z, self.latent_dim, "z")  # names the row and column
+                raise
         images = self._run(self._generator, z, "activated", None if output == "uint8" else out)  # (n, 784)
         images = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
         if output == "float":
@@ -195,15 +204,17 @@ class Model:
         if images.dtype == np.uint8:
             if images.ndim != 2 or images.shape[1] != self.image_dim:
                 raise InputError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
-            if self._fused:
-                logits = np.empty((len(images), 1), np.float32)
-                self._discriminator.run_into(np.ascontiguousarray(images), logits)
-                return activations.sigmoid(logits[:, 0])
+            if self._fused:  # the sigmoid too: one C call
+                return self._run_discriminator(np.ascontiguousarray(images), np.empty(len(images), np.float32))
             images = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
-        rows = _as_float32_rows(images, self.image_dim, "images")
-        if rows.size and (rows.min() < -1.0 - 1e-6 or rows.max() > 1.0 + 1e-6):
-            raise InputError(f"float images must lie in [-1, 1], got values in [{rows.min()}, {rows.max()}]; "
-                             "pass uint8 pixels to have them rescaled")
+        if self._fused:  # C checks the range chunk by chunk, in cache, as the first layer reads it
+            rows = _as_float32_rows(images, self.image_dim, "images", check_finite=False)
+            try:
+                return self._run_discriminator(rows, np.empty(len(rows), np.float32))
+            except InputError:
+                _check_image_range(_as_float32_rows(rows, self.image_dim, "images"))  # names the value
+                raise
+        rows = _check_image_range(_as_float32_rows(images, self.image_dim, "images"))
         logits = self._run(self._discriminator, rows, "logits")  # (n, 1)
         return activations.sigmoid(logits[:, 0])
 
@@ -236,17 +247,26 @@ def _count(n) -> int:
     return int(n)
 
 
-def _as_float32_rows(values, width: int, name: str) -> np.ndarray:
+def _check_image_range(rows: np.ndarray) -> np.ndarray:
+    """Float images must lie in [-1, 1] (a float rounding's worth around it)."""
+    if rows.size and (rows.min() < -1.0 - 1e-6 or rows.max() > 1.0 + 1e-6):
+        raise InputError(f"float images must lie in [-1, 1], got values in [{rows.min()}, {rows.max()}]; "
+                         "pass uint8 pixels to have them rescaled")
+    return rows
+
+
+def _as_float32_rows(values, width: int, name: str, check_finite: bool = True) -> np.ndarray:
     """Validate and convert to a C-contiguous float32 (n, width) array.
 
     The one conversion rule: any real numeric dtype (float16/64, integers) becomes float32;
-    bool, complex, object and string arrays are refused. Non-finite values are refused."""
+    bool, complex, object and string arrays are refused. Non-finite values are refused (unless
+    the caller has them checked elsewhere: check_finite=False)."""
     if (type(values) is np.ndarray and values.dtype == np.float32 and values.ndim == 2
             and values.shape[1] == width and values.flags.c_contiguous):
         array = values  # already what the backends take: skip the conversions
     else:
         array = _converted(values, width, name)
-    if not _all_finite(array):
+    if check_finite and not _all_finite(array):
         bad = np.argwhere(~np.isfinite(array))[0]
         raise InputError(f"{name} holds a non-finite value ({array[tuple(bad)]}) at row {bad[0]}, column {bad[1]}")
     return array

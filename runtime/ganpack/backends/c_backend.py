@@ -10,6 +10,7 @@ import numpy as np
 from ganpack._kernel import ffi, lib
 from ganpack.backends import BackendError
 from ganpack.dense_stack import DenseStack
+from ganpack.errors import InputError
 
 FLOAT32 = np.dtype(np.float32)  # dtype objects are singletons: `is` is the cheap comparison
 UINT8 = np.dtype(np.uint8)
@@ -56,10 +57,13 @@ class NativeStack:
                    f"load layer {index}")
         self.isa = ffi.string(lib.gp_isa_name(lib.gp_stack_isa(self._stack))).decode()
 
-    def run(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def run(self, x: np.ndarray, out: np.ndarray | None = None, image_range: bool = False,
+            finite: bool = False) -> np.ndarray:
         """x (batch, in) float32 or uint8, C-contiguous -> (batch, out) float32, or into `out` (float32 or
         uint8 pixels) when given. uint8 inputs are read as x / 127.5 - 1, uint8 outputs are written as
-        clip(rint((y + 1) * 127.5), 0, 255), both inside the C call.
+        clip(rint((y + 1) * 127.5), 0, 255), both inside the C call. image_range: float inputs must lie
+        in [-1, 1] (+-1e-6); finite: they must be finite; both checked in C chunk by chunk in cache, else
+        InputError.
         The checks are written to cost little: at batch 1 they are a third of the call."""
         if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.in_width and x.dtype in DTYPE_CODES):
             raise BackendError(f"C kernel input must be float32 or uint8 (batch, {self.in_width}), got "
@@ -74,8 +78,14 @@ class NativeStack:
         for start in range(0, rows, MAX_ROWS_PER_CALL):
             count = min(MAX_ROWS_PER_CALL, rows - start)
             part_in, part_out = (x, out) if count == rows else (x[start:start + count], out[start:start + count])
-            status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(part_in), DTYPE_CODES[x.dtype], count,
+            in_code = DTYPE_CODES[x.dtype]
+            if x.dtype is FLOAT32 and (image_range or finite):
+                in_code = lib.GP_F32_IMAGE if image_range else lib.GP_F32_FINITE
+            status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(part_in), in_code, count,
                                             ffi.from_buffer(part_out), DTYPE_CODES[out.dtype])
+            if status == lib.GP_ERR_INPUT:
+                raise InputError("images hold a NaN or a value outside [-1, 1]" if image_range
+                                 else "inputs hold a NaN or an infinity")
             if status:
                 _check(status, "run")
         return out
@@ -122,16 +132,59 @@ class CBackend:
     def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None, isa: str = "auto"):
         self.stack = stack
         self.out_width = stack.widths[-1]
-        # The discriminator's graph exposes its logits too: keep them, and apply the sigmoid in numpy.
-        self.wants_logits = "logits" in stack.outputs.values()
-        self.native = NativeStack(stack, isa, logits_out=self.wants_logits, threads=threads or 0)
-        self.writes_into = "logits" if self.wants_logits else "activated"  # what run_into produces
+        # The last activation (the discriminator's sigmoid too) is applied in C: a numpy sigmoid alone
+        # cost more than the whole C call at batch 1. The C sigmoid's error is 8.9e-8 (csrc/README.md).
+        self.native = NativeStack(stack, isa, threads=threads or 0)
+        self.writes_into = "activated"  # what run_into produces
 
     def run(self, x: np.ndarray) -> dict:
         return {self.writes_into: self.native.run(x)}
 
-    def run_into(self, x: np.ndarray, out: np.ndarray) -> None:
-        self.native.run(x, out)
+    def run_into(self, x: np.ndarray, out: np.ndarray, image_range: bool = False) -> None:
+        self.native.run(x, out, image_range)
 
     def sample_into(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> None:
         self.native.sample(seed, distribution, scale, offset, out)
+
+    def sampler(self, distribution: str, scale: float, offset: float):
+        """draw(seed, out) -> out: NativeStack.sample for arrays the caller has just made itself (C-contiguous,
+        n * out_width float32 or uint8 values), with nothing checked twice: at batch 1 the Python around
+        the C call is most of the time."""
+        stack, code, run, from_buffer = self.native._stack, DISTRIBUTION_CODES[distribution], lib.gp_stack_sample, \
+            ffi.from_buffer
+        u8, f32, native = lib.GP_U8, lib.GP_F32, self.native
+
+        def draw(seed: int, out: np.ndarray) -> np.ndarray:
+            n = len(out)
+            if n > MAX_ROWS_PER_CALL:
+                return native.sample(seed, distribution, scale, offset, out.reshape(n, -1))
+            status = run(stack, seed, 0, n, code, scale, offset, from_buffer(out), u8 if out.dtype is UINT8 else f32)
+            if status:
+                _check(status, "sample")
+            return out
+
+        return draw
+
+    def runner(self, image_range: bool = False):
+        """run(x, out) -> out: NativeStack.run for arguments the caller has checked (x C-contiguous
+        (n, in) float32 or uint8, out a fresh C-contiguous array of n * out_width float32 or uint8), except
+        the values of float inputs: C checks them chunk by chunk, in cache (InputError): finite, or with
+        image_range, in [-1, 1] (+-1e-6)."""
+        stack, run, from_buffer, native = self.native._stack, lib.gp_stack_run_typed, ffi.from_buffer, self.native
+        u8, f32 = lib.GP_U8, lib.GP_F32
+        checked = lib.GP_F32_IMAGE if image_range else lib.GP_F32_FINITE
+        problem = "images hold a NaN or a value outside [-1, 1]" if image_range else "inputs hold a NaN or an infinity"
+
+        def run_checked(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+            n = len(x)
+            if n > MAX_ROWS_PER_CALL:
+                return native.run(x, out.reshape(n, -1), image_range=image_range, finite=True)
+            status = run(stack, from_buffer(x), u8 if x.dtype is UINT8 else checked, n, from_buffer(out),
+                         u8 if out.dtype is UINT8 else f32)
+            if status:
+                if status == lib.GP_ERR_INPUT:
+                    raise InputError(problem)
+                _check(status, "run")
+            return out
+
+        return run_checked
