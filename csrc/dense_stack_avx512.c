@@ -87,7 +87,8 @@ GP_AVX512_INLINE void store_u8_avx512(unsigned char *dst, __m512 v, __mmask16 ma
 /* THE HOT LOOP of the AVX-512 path: ROWS x PANELS vectors of outputs, accumulated in registers
    over all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k),
    then bias (the accumulators start from it), activation and a store masked to the valid
-   columns (floats, or uint8 pixels when y_dtype is GP_U8). ROWS and PANELS are constants at every call site, so acc stays in zmm registers.
+   columns (floats, or uint8 pixels when y_dtype is GP_U8). ROWS and PANELS are constants at
+   every call site, so acc stays in zmm registers.
    Every output is its own chain of K FMAs in k order, whatever ROWS and PANELS are. */
 GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
                                   const float *x /* (ROWS, K) */,
