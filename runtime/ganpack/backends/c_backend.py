@@ -3,6 +3,9 @@
 This layer checks every argument before calling C (shape, dtype, contiguity), turns C status
 codes into ganpack exceptions, and gives the native stack an owner: it is freed with the
 Python object. One stack serves any number of threads: gp_stack_run never mutates it.
+Besides float runs: uint8 pixels in and out, float inputs checked in C (finite, or in [-1, 1]),
+the latent stream (draw_latents) and a whole sample in one call (CBackend.sampler); Model uses
+sampler and runner, which skip the checks it has already made, for its batch-1 path.
 """
 
 import numpy as np
