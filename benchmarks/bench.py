@@ -155,7 +155,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes: checks the script runs")
     parser.add_argument("--seconds", type=float, default=1.0, help="minimum timed seconds per setting")
     parser.add_argument("--flops-per-cycle", type=int, default=0, help="override the per-core fp32 ISA peak guess")
-    parser.add_argument("--out-dir", default=str(HERE / "results"))
+    parser.add_argument("--out-dir", default=str(HERE.parent / "runs" / "bench"),
+                        help="where bench.json and bench.png go (default runs/bench/, outside git; "
+                             "benchmarks/results/ holds the committed report)")
     args = parser.parse_args(argv)
     problem = usage_error(args)
     if problem:

@@ -49,6 +49,9 @@ def test_interpolate_writes_a_strip(tmp_path):
     (["sample", "-o", "x.jpg"], r"\.png"),
     (["interpolate", "--steps", "1"], "at least 2"),
     (["score", "nothing.npy"], "does not exist"),
+    (["sample", "-o", "no/such/folder/x.png"], "folder 'no/such/folder' does not exist"),
+    (["interpolate", "-o", "no/such/walk.png"], "folder 'no/such' does not exist"),
+    (["sample", "-n", str(10 ** 12), "-o", "big.npy"], "do not fit in memory"),
 ])
 def test_bad_arguments_are_clear_errors(tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -60,3 +63,17 @@ def test_score_never_unpickles(tmp_path):
     np.save(tmp_path / "objects.npy", np.array([object()], dtype=object), allow_pickle=True)
     with pytest.raises(InputError, match="plain numpy array"):
         main(["score", str(tmp_path / "objects.npy")])
+
+
+def test_png_input_without_pillow_is_a_clear_error(tmp_path, monkeypatch):
+    """The runtime wheel does not depend on Pillow: reading a PNG without it says what to do."""
+    (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setitem(__import__("sys").modules, "PIL", None)  # import PIL now raises ImportError
+    with pytest.raises(InputError, match="needs Pillow"):
+        main(["score", str(tmp_path / "digit.png")])
+
+
+def test_an_unwritable_output_is_a_clear_error(tmp_path):
+    (tmp_path / "taken.npy").mkdir()  # a folder where the file should go
+    with pytest.raises(InputError, match="cannot write"):
+        main(["sample", "-n", "2", "-o", str(tmp_path / "taken.npy")])

@@ -27,21 +27,38 @@ def _model(args):
 def _write_images(images: np.ndarray, out: str, columns: int = 0) -> None:
     from ganpack.grid import save_grid
 
-    path = Path(out)
-    if path.suffix == ".npy":
-        np.save(path, images)
-    elif path.suffix == ".png":
-        save_grid(images, path, columns=columns)
-    else:
-        raise InputError(f"output '{out}' must end in .png (a grid) or .npy (an array)")
+    path = _output_path(out)
+    try:
+        if path.suffix == ".npy":
+            np.save(path, images)
+        else:
+            save_grid(images, path, columns=columns)
+    except OSError as error:  # a full disk, no permission, a folder where the file should go
+        raise InputError(f"cannot write '{out}': {error.strerror or error}") from None
     print(f"wrote {len(images)} images to {path}", file=sys.stderr)
+
+
+def _output_path(out: str) -> Path:
+    """Checked before any work is done: a known suffix, and a folder that exists."""
+    path = Path(out)
+    if path.suffix not in (".npy", ".png"):
+        raise InputError(f"output '{out}' must end in .png (a grid) or .npy (an array)")
+    if not path.parent.is_dir():
+        raise InputError(f"output folder '{path.parent}' does not exist (for '{out}')")
+    return path
 
 
 def sample(args) -> int:
     if args.n < 1:
         raise InputError(f"-n must be at least 1, got {args.n}")
+    _output_path(args.out)
     model = _model(args)
-    _write_images(model.sample(args.n, seed=args.seed), args.out)
+    try:
+        images = model.sample(args.n, seed=args.seed)
+    except MemoryError:
+        raise InputError(f"-n {args.n}: {args.n * model.image_dim / 2**30:.1f} GiB of pixels do not fit in "
+                         "memory; sample fewer at a time") from None
+    _write_images(images, args.out)
     return 0
 
 
@@ -65,7 +82,11 @@ def _read_images(name: str) -> np.ndarray:
         except ValueError as error:
             raise InputError(f"'{name}' is not a plain numpy array file: {error}") from None
     if path.suffix == ".png":
-        from PIL import Image
+        try:
+            from PIL import Image
+        except ImportError:  # the runtime wheel does not depend on Pillow
+            raise InputError(f"reading '{name}' needs Pillow (pip install pillow); or pass the images as a "
+                             ".npy array") from None
 
         picture = Image.open(path).convert("L")
         if picture.size != (28, 28):
@@ -109,6 +130,7 @@ def _cpu_features() -> dict:
 def interpolate(args) -> int:
     if args.steps < 2:
         raise InputError(f"--steps must be at least 2, got {args.steps}")
+    _output_path(args.out)
     model = _model(args)
     start, end = (model.latents(1, seed=seed)[0] for seed in args.seeds)
     weights = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
