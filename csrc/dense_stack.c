@@ -239,7 +239,7 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer, const float *weight, co
 
 static void u8_to_f32(int isa, const unsigned char *u, size_t count, float *x) {
 #ifdef GP_HAVE_X86
-    if (isa == GP_ISA_AVX2_FMA || isa == GP_ISA_AVX512) { /* every AVX-512 CPU has AVX2 */
+    if (gp_isa_has_avx2(isa)) {
         gp_u8_to_f32_avx2(u, count, x);
         return;
     }
@@ -254,7 +254,7 @@ static int input_ok(int isa, int kind, const float *x, size_t count) {
     const float low = kind == GP_SOURCE_F32_IMAGE ? GP_IMAGE_MIN : -FLT_MAX;
     const float high = kind == GP_SOURCE_F32_IMAGE ? GP_IMAGE_MAX : FLT_MAX;
 #ifdef GP_HAVE_X86
-    if (isa == GP_ISA_AVX2_FMA || isa == GP_ISA_AVX512) return gp_in_range_avx2(x, count, low, high);
+    if (gp_isa_has_avx2(isa)) return gp_in_range_avx2(x, count, low, high);
 #endif
     (void)isa;
     return gp_in_range_portable(x, count, low, high);
@@ -434,13 +434,10 @@ gp_status gp_stack_sample(const gp_stack *stack, uint64_t seed, int64_t first_ro
                           int distribution, float scale, float offset, void *output,
                           int output_dtype) {
     int done;
-    const gp_status status = check_run(stack, batch, output_dtype, &done);
+    gp_status status = check_run(stack, batch, output_dtype, &done);
     if (status != GP_OK) return status;
-    if (first_row < 0 || first_row > INT64_MAX - batch) return GP_ERR_SHAPE;
-    if (distribution != GP_LATENT_NORMAL && distribution != GP_LATENT_UNIFORM) {
-        return GP_ERR_ARGUMENT;
-    }
-    if (!(scale - scale == 0.0f) || !(offset - offset == 0.0f)) return GP_ERR_ARGUMENT; /* NaN, inf */
+    status = gp_check_latent_args(first_row, batch, distribution, scale, offset);
+    if (status != GP_OK) return status;
     if (done) return GP_OK;
     if (output == NULL) return GP_ERR_NULL;
     const gp_source source = {GP_SOURCE_LATENT, NULL, seed, first_row, distribution, scale, offset};

@@ -20,6 +20,17 @@
 /* 1 when this CPU (and this build) can run `isa` (a gp_isa other than GP_ISA_AUTO). */
 int gp_isa_supported(int isa);
 
+/* 1 when a stack of `isa` may use the AVX2 helpers (latents, uint8 conversion, range checks):
+   its own path is AVX2, or AVX-512, and every AVX-512 CPU has AVX2. */
+static inline int gp_isa_has_avx2(int isa) {
+#ifdef GP_HAVE_X86
+    return isa == GP_ISA_AVX2_FMA || isa == GP_ISA_AVX512;
+#else
+    (void)isa;
+    return 0;
+#endif
+}
+
 /* The range GP_F32_IMAGE inputs must lie in: [-1, 1] and a float rounding's worth around it. */
 #define GP_IMAGE_MIN (-1.000001f)
 #define GP_IMAGE_MAX 1.000001f
@@ -82,6 +93,10 @@ void gp_latents_avx2(uint64_t seed, int64_t first_row, int rows, int dim, int di
 #endif
 void gp_latents_isa(int isa, uint64_t seed, int64_t first_row, int rows, int dim,
                     int distribution, float scale, float offset, float *z /* (rows, dim) */);
+/* The checks gp_latents and gp_stack_sample share: rows [first_row, first_row + rows) within
+   [0, 2^63) (GP_ERR_SHAPE), a known distribution, a finite scale and offset (GP_ERR_ARGUMENT). */
+gp_status gp_check_latent_args(int64_t first_row, int rows, int distribution, float scale,
+                               float offset);
 
 /* Philox4x32-10 and the float32 constants of the latent transform, shared by every path
    (runtime/ganpack/latents.py holds the same values). */

@@ -140,29 +140,33 @@ void gp_latents_portable(uint64_t seed, int64_t first_row, int rows, int dim, in
 void gp_latents_isa(int isa, uint64_t seed, int64_t first_row, int rows, int dim,
                     int distribution, float scale, float offset, float *z) {
 #ifdef GP_HAVE_X86
-    if (isa == GP_ISA_AVX2_FMA || isa == GP_ISA_AVX512) { /* every AVX-512 CPU has AVX2 */
+    if (gp_isa_has_avx2(isa)) {
         gp_latents_avx2(seed, first_row, rows, dim, distribution, scale, offset, z);
         return;
     }
-#else
-    (void)isa;
 #endif
+    (void)isa;
     gp_latents_portable(seed, first_row, rows, dim, distribution, scale, offset, z);
 }
 
 /* ---------------------------------------------------------------- the API */
 
-gp_status gp_latents(uint64_t seed, int64_t first_row, int rows, int dim, int distribution,
-                     float scale, float offset, float *z) {
-    if (rows < 0 || dim < 1 || dim > (1 << 20) || first_row < 0 ||
-        first_row > INT64_MAX - rows) {
-        return GP_ERR_SHAPE;
-    }
+gp_status gp_check_latent_args(int64_t first_row, int rows, int distribution, float scale,
+                               float offset) {
+    if (rows < 0 || first_row < 0 || first_row > INT64_MAX - rows) return GP_ERR_SHAPE;
     if (distribution != GP_LATENT_NORMAL && distribution != GP_LATENT_UNIFORM) {
         return GP_ERR_ARGUMENT;
     }
-    /* written so that NaN fails too */
+    /* written so that NaN fails too: x - x is 0 for every finite x, NaN for NaN and infinities */
     if (!(scale - scale == 0.0f) || !(offset - offset == 0.0f)) return GP_ERR_ARGUMENT;
+    return GP_OK;
+}
+
+gp_status gp_latents(uint64_t seed, int64_t first_row, int rows, int dim, int distribution,
+                     float scale, float offset, float *z) {
+    if (dim < 1 || dim > (1 << 20)) return GP_ERR_SHAPE;
+    const gp_status status = gp_check_latent_args(first_row, rows, distribution, scale, offset);
+    if (status != GP_OK) return status;
     if (rows == 0) return GP_OK;
     if (z == NULL) return GP_ERR_NULL;
     gp_latents_isa(gp_best_isa(), seed, first_row, rows, dim, distribution, scale, offset, z);

@@ -93,7 +93,7 @@ class Model:
             self._draw = self._generator.sampler(latent.distribution, self._scale, self._offset)
         if self._fused:
             self._run_generator = self._generator.runner()
-            self._run_discriminator = self._discriminator.runner(image_range=True)
+            self._run_discriminator = self._discriminator.runner(check="image")
 
     def __repr__(self) -> str:
         return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim})"
@@ -221,13 +221,11 @@ class Model:
     # ------------------------------------------------------------------------------------------
 
     def _run(self, backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None) -> np.ndarray:
-        """Run `backend` over (n, in) rows, in chunks of CHUNK_ROWS for backends that allocate their
-        intermediates (the C kernel bounds its own memory: one call); returns the `kind` output."""
+        """Run a numpy or onnxruntime backend over (n, in) rows in chunks of CHUNK_ROWS, so their
+        intermediates stay bounded; returns the `kind` output. (The C backend runs in one call:
+        _run_generator, _run_discriminator.)"""
         width = backend.out_width
         out = np.empty((len(rows), width), np.float32) if out is None else out.reshape(len(rows), width)
-        if getattr(backend, "writes_into", None) == kind:  # the C backend writes into `out` itself
-            backend.run_into(rows, out)
-            return out
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = slice(start, start + CHUNK_ROWS)  # row slices of `out` stay C-contiguous
             result = backend.run(rows[chunk])

@@ -60,13 +60,11 @@ class NativeStack:
                    f"load layer {index}")
         self.isa = ffi.string(lib.gp_isa_name(lib.gp_stack_isa(self._stack))).decode()
 
-    def run(self, x: np.ndarray, out: np.ndarray | None = None, image_range: bool = False,
-            finite: bool = False) -> np.ndarray:
+    def run(self, x: np.ndarray, out: np.ndarray | None = None, check: str | None = None) -> np.ndarray:
         """x (batch, in) float32 or uint8, C-contiguous -> (batch, out) float32, or into `out` (float32 or
         uint8 pixels) when given. uint8 inputs are read as x / 127.5 - 1, uint8 outputs are written as
-        clip(rint((y + 1) * 127.5), 0, 255), both inside the C call. image_range: float inputs must lie
-        in [-1, 1] (+-1e-6); finite: they must be finite; both checked in C chunk by chunk in cache, else
-        InputError.
+        clip(rint((y + 1) * 127.5), 0, 255), both inside the C call. check: what float inputs must be,
+        checked in C chunk by chunk in cache, else InputError (see CHECKS).
         The checks are written to cost little: at batch 1 they are a third of the call."""
         if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.in_width and x.dtype in DTYPE_CODES):
             raise BackendError(f"C kernel input must be float32 or uint8 (batch, {self.in_width}), got "
@@ -78,19 +76,14 @@ class NativeStack:
             out = np.empty((rows, self.out_width), FLOAT32)
         else:
             self._check_out(out, rows)
+        in_code, out_code = _input_code(x.dtype, check), DTYPE_CODES[out.dtype]
         for start in range(0, rows, MAX_ROWS_PER_CALL):
             count = min(MAX_ROWS_PER_CALL, rows - start)
             part_in, part_out = (x, out) if count == rows else (x[start:start + count], out[start:start + count])
-            in_code = DTYPE_CODES[x.dtype]
-            if x.dtype is FLOAT32 and (image_range or finite):
-                in_code = lib.GP_F32_IMAGE if image_range else lib.GP_F32_FINITE
             status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(part_in), in_code, count,
-                                            ffi.from_buffer(part_out), DTYPE_CODES[out.dtype])
-            if status == lib.GP_ERR_INPUT:
-                raise InputError("images hold a NaN or a value outside [-1, 1]" if image_range
-                                 else "inputs hold a NaN or an infinity")
+                                            ffi.from_buffer(part_out), out_code)
             if status:
-                _check(status, "run")
+                _check_run(status, check)
         return out
 
     def sample(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> np.ndarray:
@@ -114,6 +107,22 @@ class NativeStack:
                                f"{(rows, self.out_width)}")
 
 
+# what float inputs must be, checked in C: name -> (gp_dtype code, what the error says)
+CHECKS = {None: (lib.GP_F32, ""), "finite": (lib.GP_F32_FINITE, "inputs hold a NaN or an infinity"),
+          "image": (lib.GP_F32_IMAGE, "images hold a NaN or a value outside [-1, 1]")}
+
+
+def _input_code(dtype: np.dtype, check: str | None) -> int:
+    return lib.GP_U8 if dtype is UINT8 else CHECKS[check][0]
+
+
+def _check_run(status: int, check: str | None) -> None:
+    """A failed gp_stack_run_typed: GP_ERR_INPUT is the caller's values (InputError), the rest the kernel's."""
+    if status == lib.GP_ERR_INPUT:
+        raise InputError(CHECKS[check][1])
+    _check(status, "run")
+
+
 def draw_latents(seed: int, first_row: int, rows: int, dim: int, distribution: str, scale: float,
                  offset: float) -> np.ndarray:
     """Rows [first_row, first_row + rows) of the latent stream `seed` (ganpack.latents), in C."""
@@ -130,7 +139,7 @@ class CBackend:
     """The C kernel: float32 or uint8 rows in, float32 or uint8 pixels out, latents drawn in C."""
 
     name = "c"
-    fused = True  # sample_into and uint8 in/out run inside one C call (see Model)
+    fused = True  # sampler and runner: latents, uint8 in and out and value checks inside one C call (see Model)
 
     def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None, isa: str = "auto"):
         self.stack = stack
@@ -138,13 +147,9 @@ class CBackend:
         # The last activation (the discriminator's sigmoid too) is applied in C: a numpy sigmoid alone
         # cost more than the whole C call at batch 1. The C sigmoid's error is 8.9e-8 (csrc/README.md).
         self.native = NativeStack(stack, isa, threads=threads or 0)
-        self.writes_into = "activated"  # what run_into produces
 
     def run(self, x: np.ndarray) -> dict:
-        return {self.writes_into: self.native.run(x)}
-
-    def run_into(self, x: np.ndarray, out: np.ndarray, image_range: bool = False) -> None:
-        self.native.run(x, out, image_range)
+        return {"activated": self.native.run(x)}
 
     def sample_into(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> None:
         self.native.sample(seed, distribution, scale, offset, out)
@@ -168,26 +173,21 @@ class CBackend:
 
         return draw
 
-    def runner(self, image_range: bool = False):
+    def runner(self, check: str = "finite"):
         """run(x, out) -> out: NativeStack.run for arguments the caller has checked (x C-contiguous
         (n, in) float32 or uint8, out a fresh C-contiguous array of n * out_width float32 or uint8), except
-        the values of float inputs: C checks them chunk by chunk, in cache (InputError): finite, or with
-        image_range, in [-1, 1] (+-1e-6)."""
+        the values of float inputs: C checks them chunk by chunk, in cache (`check`, see CHECKS)."""
         stack, run, from_buffer, native = self.native._stack, lib.gp_stack_run_typed, ffi.from_buffer, self.native
-        u8, f32 = lib.GP_U8, lib.GP_F32
-        checked = lib.GP_F32_IMAGE if image_range else lib.GP_F32_FINITE
-        problem = "images hold a NaN or a value outside [-1, 1]" if image_range else "inputs hold a NaN or an infinity"
+        u8, f32, checked = lib.GP_U8, lib.GP_F32, CHECKS[check][0]
 
         def run_checked(x: np.ndarray, out: np.ndarray) -> np.ndarray:
             n = len(x)
             if n > MAX_ROWS_PER_CALL:
-                return native.run(x, out.reshape(n, -1), image_range=image_range, finite=True)
+                return native.run(x, out.reshape(n, -1), check)
             status = run(stack, from_buffer(x), u8 if x.dtype is UINT8 else checked, n, from_buffer(out),
                          u8 if out.dtype is UINT8 else f32)
             if status:
-                if status == lib.GP_ERR_INPUT:
-                    raise InputError(problem)
-                _check(status, "run")
+                _check_run(status, check)
             return out
 
         return run_checked
