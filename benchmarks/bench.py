@@ -29,18 +29,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from machine import ceiling_isa, cpu_info, flops_per_cycle, fma_ceiling, peak_gflops  # noqa: E402
+from machine import cpu_info, flops_per_cycle, fma_ceiling, peak_gflops  # noqa: E402
 from measure import END_TO_END, FLOAT_KERNELS  # noqa: E402
 from report import add_ratios, markdown, plot, write_json  # noqa: E402
 
 ALL_BACKENDS = ["c", "onnxruntime", "onnxruntime-tuned", "numpy", "torch"]
 END_TO_END_BACKENDS = ["c", "onnxruntime", "numpy"]  # + "plain-onnxruntime" wherever onnxruntime is
 QUICK_BATCH_SIZES = [1, 64]
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """The uint8 line every path uses: the baseline's, and the reference's."""
-    return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
 
 
 def available(requested: list[str]) -> list[str]:
@@ -68,6 +63,7 @@ def references(model_dir, batch_sizes, path: Path) -> str:
     plain_uint8_b (the reference pixels from the baseline's own latents: numpy's
     default_rng(b).standard_normal, which need not be the package's latent stream)."""
     import ganpack
+    from ganpack.grid import to_uint8  # the uint8 line every path is held to
 
     model = ganpack.load(model_dir, backend="numpy")
     try:
@@ -87,11 +83,11 @@ def references(model_dir, batch_sizes, path: Path) -> str:
         arrays[f"images_float_{batch}"] = images
         arrays[f"generator_{batch}"] = generator(z)
         arrays[f"discriminator_{batch}"] = discriminator(images)
-        arrays[f"uint8_{batch}"] = pixels = to_uint8(arrays[f"generator_{batch}"])  # (batch, 28, 28)
+        arrays[f"uint8_{batch}"] = pixels = to_uint8(arrays[f"generator_{batch}"]).reshape(-1, 28, 28)
         arrays[f"score_{batch}"] = discriminator(
             np.ascontiguousarray((pixels.astype(np.float32) / np.float32(127.5) - 1).reshape(batch, -1)))
         plain_z = np.random.default_rng(batch).standard_normal((batch, model.latent_dim), dtype=np.float32)
-        arrays[f"plain_uint8_{batch}"] = to_uint8(generator(plain_z))
+        arrays[f"plain_uint8_{batch}"] = to_uint8(generator(plain_z)).reshape(-1, 28, 28)
     np.savez(path, **arrays)
     return name
 
@@ -137,8 +133,10 @@ def jobs(networks, paths, backends) -> list[tuple[str, str, str]]:
 
 def machine(cpu: dict, per_cycle: int, basis: str, seconds: float) -> dict:
     """The CPU, its measured FMA ceiling (every online CPU, and one thread), its ISA peak on paper."""
+    from ganpack.backends.c_backend import kernel_isa  # the ISA gp_fma_ceiling's "auto" measures
+
     ceiling = {"gflops": fma_ceiling(0, seconds), "gflops_one_thread": fma_ceiling(1, seconds),
-               "threads": os.sysconf("SC_NPROCESSORS_ONLN"), "isa": ceiling_isa(),
+               "threads": os.sysconf("SC_NPROCESSORS_ONLN"), "isa": kernel_isa(),
                "basis": f"gp_fma_ceiling: register-only FMA chains on every thread at once, best of 3 runs "
                         f"of {seconds} s"}
     isa_peak = {"gflops": peak_gflops(cpu, per_cycle), "flops_per_cycle": per_cycle, "basis": basis}

@@ -56,22 +56,13 @@ def fma_ceiling(threads: int = 0, seconds: float = 1.0, isa: str = "auto", repea
     """Measured fp32 GFLOP/s of register-only FMA chains on `threads` threads (0: every online
     CPU), through the C kernel's gp_fma_ceiling: the best of `repeats` runs of `seconds` each
     (anything else running on the machine can only lower a reading, so the best is the ceiling)."""
-    from ganpack._kernel import ffi, lib
+    from ganpack.backends.c_backend import ISA_CODES, ffi, lib
 
-    codes = {"auto": lib.GP_ISA_AUTO, "portable": lib.GP_ISA_PORTABLE, "avx2_fma": lib.GP_ISA_AVX2_FMA,
-             "avx512": lib.GP_ISA_AVX512}
     gflops, best = ffi.new("double *"), 0.0
     for _ in range(repeats):
-        status = lib.gp_fma_ceiling(codes[isa], threads, seconds, gflops)
+        status = lib.gp_fma_ceiling(ISA_CODES[isa], threads, seconds, gflops)
         if status != lib.GP_OK:
             raise RuntimeError(f"gp_fma_ceiling({isa}, {threads} threads): "
                                f"{ffi.string(lib.gp_status_message(status)).decode()}")
         best = max(best, float(gflops[0]))
     return best
-
-
-def ceiling_isa() -> str:
-    """The instruction set gp_fma_ceiling's "auto" measures: the kernel's best on this CPU."""
-    from ganpack._kernel import ffi, lib
-
-    return ffi.string(lib.gp_isa_name(lib.gp_best_isa())).decode()
