@@ -21,7 +21,6 @@ import numpy as np
 GENERATOR = "ganpack-philox/1"  # the stream a format_version 2 package names in latent.generator
 LEGACY_GENERATOR = "numpy-pcg64"  # format_version 1 packages: numpy.random.default_rng(seed)
 MAX_SEED = (1 << 64) - 1
-MAX_ROW = (1 << 63) - 1
 CHUNK_ROWS = 4096  # rows drawn at once by the numpy reference: bounds its temporaries
 
 _M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)  # Philox4x32 multipliers

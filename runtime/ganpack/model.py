@@ -21,7 +21,7 @@ from ganpack.backends import activations, backend_class, choose_backend
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
 from ganpack.grid import to_uint8
-from ganpack.latents import GENERATOR, LEGACY_GENERATOR, MAX_SEED, draw_numpy, scale_offset
+from ganpack.latents import GENERATOR, MAX_SEED, draw_numpy, scale_offset
 from ganpack.manifest import FILES
 from ganpack.package import verify_package
 
@@ -85,7 +85,7 @@ class Model:
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
         latent = self.manifest.latent
-        self._stream = latent.generator  # GENERATOR, or LEGACY_GENERATOR for format_version 1
+        self._stream = latent.generator  # GENERATOR, or ganpack.latents.LEGACY_GENERATOR (format_version 1)
         self._scale, self._offset = (float(v) for v in scale_offset(latent.distribution, latent.parameters))
         self._fused = getattr(self._generator, "fused", False)  # the C backend: one call per sample()
         self._sample_in_c = self._fused and self._stream == GENERATOR
@@ -119,17 +119,15 @@ class Model:
             return draw_latents(seed, 0, n, self.latent_dim, latent.distribution, self._scale, self._offset)
         rng = np.random.default_rng(seed)
         out = np.empty((n, self.latent_dim), np.float32)
+        scale, offset = np.float32(self._scale), np.float32(self._offset)  # (std, mean) or (high - low, low)
         for start in range(0, n, CHUNK_ROWS):
             rows = out[start:start + CHUNK_ROWS]
             if latent.distribution == "normal":
                 rng.standard_normal(rows.shape, dtype=np.float32, out=rows)
-                rows *= np.float32(latent.parameters["std"])
-                rows += np.float32(latent.parameters["mean"])
             else:
                 rng.random(rows.shape, dtype=np.float32, out=rows)
-                low, high = latent.parameters["low"], latent.parameters["high"]
-                rows *= np.float32(high - low)
-                rows += np.float32(low)
+            rows *= scale
+            rows += offset
         return out
 
     def _seed(self, seed) -> int | None:
