@@ -149,6 +149,9 @@ typedef struct {
     gp_status status;   /* set by the part's runner */
 } gp_part;
 
+/* CLOCK_MONOTONIC in nanoseconds (dense_stack_pool.c; fma_ceiling.c times its loops with it). */
+long long gp_now_ns(void);
+
 typedef void (*gp_part_fn)(gp_part *part);
 typedef struct gp_pool gp_pool;
 

@@ -52,7 +52,7 @@ struct gp_pool {
     gp_worker *workers;        /* (n_workers) */
 };
 
-static long long now_ns(void) {
+long long gp_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
@@ -72,7 +72,7 @@ static int spin_until_changed(atomic_uint *counter, unsigned not_this, const ato
         if (atomic_load_explicit(counter, memory_order_acquire) != not_this) return 1;
         if (stop != NULL && atomic_load_explicit(stop, memory_order_relaxed)) return 0;
         if ((spins & 63u) == 0) { /* read the clock now and then only */
-            const long long t = now_ns();
+            const long long t = gp_now_ns();
             if (deadline == 0) deadline = t + spin_ns;
             else if (t > deadline) return 0;
         }

@@ -121,12 +121,6 @@ static gp_fma_loop_fn loop_for_isa(int isa, double *flops_per_iteration) {
 
 /* ---------------------------------------------------------------- threads */
 
-static long long now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 /* What every thread waits on: state 0 = wait, 1 = go, -1 = give up (a thread failed to start). */
 typedef struct {
     pthread_mutex_t lock;
@@ -150,9 +144,9 @@ static void *fma_worker_main(void *arg) {
     const int go = gate->state == 1;
     pthread_mutex_unlock(&gate->lock);
     if (!go) return NULL;
-    worker->begin_ns = now_ns();
+    worker->begin_ns = gp_now_ns();
     worker->sink = worker->loop(worker->iterations);
-    worker->end_ns = now_ns();
+    worker->end_ns = gp_now_ns();
     return NULL;
 }
 
@@ -167,9 +161,9 @@ static void open_gate(gp_start_gate *gate, int state) {
    GP_FMA_CALIBRATE_NS (the first runs also warm the core up to its vector clock). */
 static double calibrate(gp_fma_loop_fn loop, float *sink) {
     for (int64_t iterations = 1024;; iterations *= 2) {
-        const long long begin = now_ns();
+        const long long begin = gp_now_ns();
         *sink += loop(iterations);
-        const long long elapsed = now_ns() - begin;
+        const long long elapsed = gp_now_ns() - begin;
         if (elapsed >= GP_FMA_CALIBRATE_NS) return (double)iterations * 1e9 / (double)elapsed;
     }
 }
