@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py [--model DIR] [--backends c,onnxruntime,...] [--batch-sizes 1,8,64]
                                [--networks generator,discriminator] [--paths sample,generate,score]
-                               [--quick] [--out-dir DIR]
+                               [--quick] [--out DIR]
 
 Two kinds of rows. Float kernels (--networks): generate(z, output="float", out=buf) and
 score(float images), per backend, with PyTorch eager as the GEMM-library reference. What users
@@ -12,16 +12,21 @@ numpy and onnxruntime alone (measure.plain_onnxruntime). FLOP/s are set against 
 measured FMA ceiling (machine.fma_ceiling).
 
 Each (backend, network or path) is measured in its own process (see measure.py). Prints a
-markdown report and writes bench.json (every figure, the machine, library versions) and bench.png.
+markdown report and writes bench.json (every figure, the machine, library versions) and bench.png
+into --out: by default a fresh folder under benchmarks/results/local/, which git ignores, so the
+committed report (benchmarks/results/bench.json, bench.png) changes only with
+`--out benchmarks/results`. A mistake on the command line is one line on stderr and status 2.
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +41,13 @@ from report import add_ratios, markdown, plot, write_json  # noqa: E402
 ALL_BACKENDS = ["c", "onnxruntime", "onnxruntime-tuned", "numpy", "torch"]
 END_TO_END_BACKENDS = ["c", "onnxruntime", "numpy"]  # + "plain-onnxruntime" wherever onnxruntime is
 QUICK_BATCH_SIZES = [1, 64]
+MAX_BATCH = 1 << 16  # the reference arrays of a batch take about 10 kB a sample
+LOCAL_RESULTS = HERE / "results" / "local"  # git-ignored: a fresh folder per run
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints the usage too: one line is enough
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def available(requested: list[str]) -> list[str]:
@@ -63,7 +75,7 @@ def references(model_dir, batch_sizes, path: Path) -> str:
     plain_uint8_b (the reference pixels from the baseline's own latents: numpy's
     default_rng(b).standard_normal, which need not be the package's latent stream)."""
     import ganpack
-    from ganpack.grid import to_uint8  # the uint8 line every path is held to
+    from ganpack.contract import from_uint8, to_uint8  # the pixel mapping every path is held to
 
     model = ganpack.load(model_dir, backend="numpy")
     try:
@@ -84,8 +96,7 @@ def references(model_dir, batch_sizes, path: Path) -> str:
         arrays[f"generator_{batch}"] = generator(z)
         arrays[f"discriminator_{batch}"] = discriminator(images)
         arrays[f"uint8_{batch}"] = pixels = to_uint8(arrays[f"generator_{batch}"]).reshape(-1, 28, 28)
-        arrays[f"score_{batch}"] = discriminator(
-            np.ascontiguousarray((pixels.astype(np.float32) / np.float32(127.5) - 1).reshape(batch, -1)))
+        arrays[f"score_{batch}"] = discriminator(np.ascontiguousarray(from_uint8(pixels).reshape(batch, -1)))
         plain_z = np.random.default_rng(batch).standard_normal((batch, model.latent_dim), dtype=np.float32)
         arrays[f"plain_uint8_{batch}"] = to_uint8(generator(plain_z)).reshape(-1, 28, 28)
     np.savez(path, **arrays)
@@ -107,8 +118,8 @@ def versions() -> dict:
 def usage_error(args) -> str | None:
     """What is wrong with the command line, in one line; None when nothing is."""
     for item in args.batch_sizes.split(","):
-        if not (item.strip().isdigit() and int(item) > 0):
-            return f"--batch-sizes takes positive integers separated by commas, got {item!r}"
+        if not (item.strip().isdecimal() and 0 < int(item) <= MAX_BATCH):
+            return f"--batch-sizes takes positive integers up to {MAX_BATCH} separated by commas, got {item!r}"
     for option, given, known in (("--backends", args.backends, ALL_BACKENDS),
                                  ("--networks", args.networks, FLOAT_KERNELS),
                                  ("--paths", args.paths, END_TO_END)):
@@ -117,17 +128,37 @@ def usage_error(args) -> str | None:
                 return f"{option}: unknown {name!r}; choose from {','.join(known)}"
     if args.model is not None and not Path(args.model).exists():
         return f"--model: no such file or folder: {args.model}"
-    if not args.seconds > 0:
-        return f"--seconds must be positive, got {args.seconds}"
+    if not any(name.strip() for name in args.backends.split(",")):
+        return "--backends: name at least one backend"
+    if not (args.seconds > 0 and math.isfinite(args.seconds)):
+        return f"--seconds must be positive and finite, got {args.seconds}"
     if args.flops_per_cycle < 0:
         return f"--flops-per-cycle must be positive (0: guess), got {args.flops_per_cycle}"
     return None
 
 
+def output_folder(out: str | None) -> Path:
+    """--out, created if need be; by default a fresh folder under LOCAL_RESULTS named for the time."""
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return Path(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        folder = LOCAL_RESULTS / (f"{stamp}-{attempt}" if attempt else stamp)
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:  # another run started in the same second
+            continue
+    raise FileExistsError(f"every folder {LOCAL_RESULTS / stamp}-* is taken")
+
+
 def jobs(networks, paths, backends) -> list[tuple[str, str, str]]:
     """(section, network or path, backend) for every process to run, in order."""
     found = [("networks", network, backend) for network in networks for backend in backends]
-    end_to_end = [b for b in END_TO_END_BACKENDS if b in backends] + (["plain-onnxruntime"] if "onnxruntime" in backends else [])
+    end_to_end = [b for b in END_TO_END_BACKENDS if b in backends]
+    if "onnxruntime" in backends:
+        end_to_end.append("plain-onnxruntime")
     return found + [("paths", path, backend) for path in paths for backend in end_to_end]
 
 
@@ -144,7 +175,7 @@ def machine(cpu: dict, per_cycle: int, basis: str, seconds: float) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model package (default: the one inside ganpack)")
     parser.add_argument("--backends", default=",".join(ALL_BACKENDS))
     parser.add_argument("--batch-sizes", default="1,8,64,512,4096")
@@ -153,9 +184,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes: checks the script runs")
     parser.add_argument("--seconds", type=float, default=1.0, help="minimum timed seconds per setting")
     parser.add_argument("--flops-per-cycle", type=int, default=0, help="override the per-core fp32 ISA peak guess")
-    parser.add_argument("--out-dir", default=str(HERE.parent / "runs" / "bench"),
-                        help="where bench.json and bench.png go (default runs/bench/, outside git; "
-                             "benchmarks/results/ holds the committed report)")
+    parser.add_argument("--out", "--out-dir", dest="out", default=None,
+                        help="folder for bench.json and bench.png (default: a fresh folder under "
+                             "benchmarks/results/local/, ignored by git; benchmarks/results itself holds "
+                             "the committed report)")
     args = parser.parse_args(argv)
     problem = usage_error(args)
     if problem:
@@ -172,15 +204,22 @@ def main(argv=None) -> int:
     model_dir = str(model.path)
     batch_sizes = QUICK_BATCH_SIZES if args.quick else [int(b) for b in args.batch_sizes.split(",")]
     networks, paths = list(filter(None, args.networks.split(","))), list(filter(None, args.paths.split(",")))
-    backends = available(args.backends.split(","))
+    backends = available(list(filter(None, args.backends.split(","))))
+    if not backends:
+        print(f"bench.py: error: --backends: none of {args.backends} is available here", file=sys.stderr)
+        return 2
+    try:  # last of the checks: a mistake above leaves no empty folder behind
+        out_dir = output_folder(args.out)
+    except OSError as error:
+        print(f"bench.py: error: --out: cannot create {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 2
     cpu = cpu_info()
     per_cycle, basis = flops_per_cycle(cpu)
-    per_cycle, basis = (args.flops_per_cycle, "given on the command line") if args.flops_per_cycle else (per_cycle, basis)
+    if args.flops_per_cycle:
+        per_cycle, basis = args.flops_per_cycle, "given on the command line"
     flops = {network: 2 * sum(a * b for a, b in zip(stack.layer_widths, stack.layer_widths[1:]))
              for network, stack in (("generator", model.manifest.generator),
                                     ("discriminator", model.manifest.discriminator))}
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     shown_model = args.model or "the default model inside ganpack"  # never a path of this machine
     print("measuring the FMA ceiling ...", file=sys.stderr)
     results = {"model": shown_model, "batch_sizes": batch_sizes, "flops_per_sample": flops,

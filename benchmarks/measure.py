@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from ganpack.contract import IDENTITY, IMAGE_SHAPE, LEAKY_RELU, RELU, SIGMOID, TANH
+
 BACKEND_SETTINGS = {  # bench name -> (ganpack backend, threads)
     "c": ("c", None),
     "onnxruntime": ("onnxruntime", None),
@@ -53,9 +55,9 @@ def torch_caller(model, network: str):
         linear = torch.nn.Linear(layer.weight.shape[1], layer.weight.shape[0])
         linear.weight.data, linear.bias.data = torch.from_numpy(layer.weight), torch.from_numpy(layer.bias)
         modules.append(linear)
-        modules.append({"leaky_relu": torch.nn.LeakyReLU(layer.alpha), "relu": torch.nn.ReLU(),
-                        "tanh": torch.nn.Tanh(), "sigmoid": torch.nn.Sigmoid(),
-                        "identity": torch.nn.Identity()}[layer.activation])
+        modules.append({LEAKY_RELU: torch.nn.LeakyReLU(layer.alpha), RELU: torch.nn.ReLU(),
+                        TANH: torch.nn.Tanh(), SIGMOID: torch.nn.Sigmoid(),
+                        IDENTITY: torch.nn.Identity()}[layer.activation])
     net = torch.nn.Sequential(*modules).eval()
 
     def run(inputs):
@@ -69,6 +71,17 @@ def torch_caller(model, network: str):
 # ---------------------------------------------------------------------------------------------
 # the baseline: what a user writes without ganpack (numpy + onnxruntime, default options)
 
+def plain_to_uint8(images: np.ndarray) -> np.ndarray:
+    """The uint8 mapping as a user writes it: ganpack.contract.to_uint8, spelled out on purpose
+    (tests/test_contract.py holds the two equal)."""
+    return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+def plain_from_uint8(pixels: np.ndarray) -> np.ndarray:
+    """ganpack.contract.from_uint8 as a user writes it (tests/test_contract.py holds the two equal)."""
+    return pixels.astype(np.float32) / np.float32(127.5) - 1
+
+
 def plain_onnxruntime(model, path: str):
     """One call of `path` as plain numpy + onnxruntime code, (batch, seed, inputs) -> output."""
     import onnxruntime
@@ -80,7 +93,7 @@ def plain_onnxruntime(model, path: str):
 
         def generate(z):
             images = session.run(None, {z_name: z})[0]
-            return np.clip(np.rint((images + 1) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+            return plain_to_uint8(images).reshape(-1, 28, 28)
 
         if path == "generate":
             return lambda batch, seed, inputs: generate(inputs)
@@ -90,7 +103,7 @@ def plain_onnxruntime(model, path: str):
     image_name, probability_name = session.get_inputs()[0].name, next(iter(model.manifest.discriminator.outputs))
 
     def score(images):
-        rows = (images.astype(np.float32) / np.float32(127.5) - 1).reshape(len(images), -1)
+        rows = plain_from_uint8(images).reshape(len(images), -1)
         return session.run([probability_name], {image_name: rows})[0][:, 0]
 
     return lambda batch, seed, inputs: score(inputs)
@@ -120,7 +133,7 @@ def calls_for(path: str, backend: str, model, runner, batch: int, references: di
         z = references[f"latents_{batch}"]
         if runner:
             return (lambda: runner(z)), (lambda: runner(z))
-        out = np.empty((batch, 28, 28), np.float32)
+        out = np.empty((batch, *IMAGE_SHAPE), np.float32)
         return (lambda: model.generate(z, output="float", out=out)), (lambda: model.generate(z, output="float"))
     if path == "discriminator":
         images = references[f"images_float_{batch}"]

@@ -11,11 +11,8 @@
  * stack at once; set_layer and free must not overlap any other call on that stack.
  *
  * Threads: a stack made by gp_stack_create_threads with n_threads > 1 owns n_threads - 1 worker
- * threads, started at create and joined at free. gp_stack_run splits a large batch by rows (a
- * small one, while the workers are still awake from the previous run, by output columns of the
- * last layer) between the calling thread and the workers. Only one caller at a time uses the
- * workers; a concurrent caller runs on its own thread instead of waiting. Results are bit for bit
- * the same for every thread count and split.
+ * threads (started at create, joined at free). A concurrent caller never waits for them, and results
+ * are bit for bit the same for every thread count. How a run is split: csrc/README.md, "Threads".
  * There is no global mutable state. Every function reports errors through its return value.
  *
  * Activations: identity; leaky_relu(x) = x >= 0 ? x : alpha * x with alpha finite in [0, 1)

@@ -1,6 +1,6 @@
 """PyTorch networks -> plain ONNX graphs (Gemm, LeakyRelu, Tanh, Sigmoid), weights inside.
 
-Names are the package's contract with every runtime:
+The graphs' tensor names, which the manifest records (a runtime reads them from the graph):
   generator.onnx:     z (batch, latent_dim) -> image (batch, 784)
   discriminator.onnx: image (batch, 784) -> probability (batch, 1), logit (batch, 1)
 """
@@ -15,6 +15,8 @@ from torch import nn
 OPSET = 17
 EXAMPLE_BATCH = 2  # >= 2, so the exporter cannot specialise the batch axis to 1
 ALLOWED_OPS = {"Gemm", "MatMul", "Add", "LeakyRelu", "Tanh", "Sigmoid"}
+GENERATOR_INPUT, GENERATOR_OUTPUT = "z", "image"
+DISCRIMINATOR_INPUT, DISCRIMINATOR_OUTPUTS = "image", ("probability", "logit")
 
 
 class GeneratorGraph(nn.Module):
@@ -51,9 +53,9 @@ def export_graph(module: nn.Module, example: torch.Tensor, inputs: list[str], ou
 
 def export_generator(generator: nn.Module, latent_dim: int) -> bytes:
     example = torch.zeros(EXAMPLE_BATCH, latent_dim)
-    return export_graph(GeneratorGraph(generator), example, ["z"], ["image"])
+    return export_graph(GeneratorGraph(generator), example, [GENERATOR_INPUT], [GENERATOR_OUTPUT])
 
 
 def export_discriminator(discriminator: nn.Module, image_dim: int) -> bytes:
     example = torch.zeros(EXAMPLE_BATCH, image_dim)
-    return export_graph(discriminator, example, ["image"], ["probability", "logit"])
+    return export_graph(discriminator, example, [DISCRIMINATOR_INPUT], list(DISCRIMINATOR_OUTPUTS))

@@ -10,17 +10,38 @@ import datetime
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import onnx
 import torch
 
 import ganpack
-from export.onnx_graphs import OPSET, export_discriminator, export_generator
+from export.errors import ExportError
+from export.onnx_graphs import (
+    DISCRIMINATOR_INPUT,
+    DISCRIMINATOR_OUTPUTS,
+    GENERATOR_INPUT,
+    GENERATOR_OUTPUT,
+    OPSET,
+    export_discriminator,
+    export_generator,
+)
 from export.parity import INPUTS, PARITY_SEED, check_parity
+from export.staging import check_replaceable, new_staging, release
 from ganpack.archive import write_archive
-from ganpack.errors import ExportError
+from ganpack.contract import (
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
+    IMAGE_SHAPE,
+    IMAGE_VALUE_RANGE,
+    LATENT_PARAMETERS,
+    LEAKY_RELU,
+    MANIFEST_FILE,
+    PREVIEW_FILE,
+    SIGMOID,
+    TANH,
+    TO_UINT8,
+)
 from ganpack.grid import save_grid
 from ganpack.manifest import Image, Latent, Manifest, Network
 from ganpack.package import sha256_of, verify_package
@@ -29,7 +50,6 @@ from training.config import TrainConfig
 from training.model import build_models, sample_latent
 
 PREVIEW_COUNT = 100
-LATENT_PARAMETERS = {"normal": {"mean": 0.0, "std": 1.0}, "uniform": {"low": -1.0, "high": 1.0}}
 
 
 def load_state(source) -> dict:
@@ -68,7 +88,7 @@ def _git_commit() -> str:
 def _network(file: str, graph_path: Path, inputs: dict, outputs: dict, widths: list, alpha: float,
              output_activation: str) -> Network:
     return Network(file=file, sha256=sha256_of(graph_path), inputs=inputs, outputs=outputs,
-                   layer_widths=widths, hidden_activation="leaky_relu", leaky_relu_alpha=alpha,
+                   layer_widths=widths, hidden_activation=LEAKY_RELU, leaky_relu_alpha=alpha,
                    output_activation=output_activation)
 
 
@@ -78,15 +98,19 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print, qual
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise ExportError(f"'{out_dir}' already exists; pass --overwrite to replace it")
+    if out_dir.exists():
+        check_replaceable(out_dir)
     if out_dir.suffix == ".zip":
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".ganpack-export-", dir=out_dir.parent) as scratch:
-            folder = write_package(state, Path(scratch) / "package", log=log, quality=quality)
+        scratch, lock = new_staging(out_dir, log)  # the package folder is built inside, then zipped
+        try:
+            folder = write_package(state, scratch / "package", log=log, quality=quality)
             return write_archive(folder, out_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            release(lock)
     config, generator, discriminator, weights = networks_from_state(state)
     model = config.model
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    staging, lock = new_staging(out_dir, log)  # locked until this export ends (export/staging.py)
     try:
         staging.chmod(0o755)  # mkdtemp's 0700 would make the finished package private
         generator_graph = export_generator(generator, model.latent_dim)
@@ -96,25 +120,24 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print, qual
         log(f"parity with PyTorch over {INPUTS} inputs at batch sizes {parity['batch_sizes']}: "
             f"generator {parity['max_abs_diff']['generator_image']:.2g}, "
             f"discriminator {parity['max_abs_diff']['discriminator_probability']:.2g} (max abs diff)")
-        (staging / "generator.onnx").write_bytes(generator_graph)
-        (staging / "discriminator.onnx").write_bytes(discriminator_graph)
+        (staging / GENERATOR_FILE).write_bytes(generator_graph)
+        (staging / DISCRIMINATOR_FILE).write_bytes(discriminator_graph)
         with torch.no_grad():
             preview, _ = generator(latent[:PREVIEW_COUNT])
-        save_grid(preview.numpy(), staging / "preview.png", columns=10)
+        save_grid(preview.numpy(), staging / PREVIEW_FILE, columns=10)
         manifest = Manifest(
             latent=Latent(model.latent_dim, model.latent_distribution,
-                          LATENT_PARAMETERS[model.latent_distribution]),
-            image=Image(shape=[28, 28], value_range=[-1.0, 1.0],
-                        to_uint8="clip(round((x + 1) * 127.5), 0, 255)"),
-            generator=_network("generator.onnx", staging / "generator.onnx", {"z": ["batch", model.latent_dim]},
-                               {"image": ["batch", model.image_dim]},
+                          dict(LATENT_PARAMETERS[model.latent_distribution])),
+            image=Image(shape=list(IMAGE_SHAPE), value_range=list(IMAGE_VALUE_RANGE), to_uint8=TO_UINT8),
+            generator=_network(GENERATOR_FILE, staging / GENERATOR_FILE, {GENERATOR_INPUT: ["batch", model.latent_dim]},
+                               {GENERATOR_OUTPUT: ["batch", model.image_dim]},
                                [model.latent_dim, *model.generator_hidden, model.image_dim],
-                               model.leaky_relu_alpha, "tanh"),
-            discriminator=_network("discriminator.onnx", staging / "discriminator.onnx",
-                                   {"image": ["batch", model.image_dim]},
-                                   {"probability": ["batch", 1], "logit": ["batch", 1]},
+                               model.leaky_relu_alpha, TANH),
+            discriminator=_network(DISCRIMINATOR_FILE, staging / DISCRIMINATOR_FILE,
+                                   {DISCRIMINATOR_INPUT: ["batch", model.image_dim]},
+                                   {name: ["batch", 1] for name in DISCRIMINATOR_OUTPUTS},
                                    [model.image_dim, *model.discriminator_hidden, 1],
-                                   model.leaky_relu_alpha, "sigmoid"),
+                                   model.leaky_relu_alpha, SIGMOID),
             opset=OPSET,
             generator_weights=weights,
             training_config=state["config"],
@@ -126,13 +149,15 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print, qual
             parity=parity,
             quality=quality or {},
         )
-        (staging / "manifest.json").write_text(manifest.to_json())
+        (staging / MANIFEST_FILE).write_text(manifest.to_json())
         verify_package(staging)  # read back exactly as a runtime will
         _fsync_folder(staging)
         _move_into_place(staging, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        release(lock)
     return out_dir
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import onnxruntime
 import torch
 
-from ganpack.errors import ExportError
+from export.errors import ExportError
+from export.onnx_graphs import DISCRIMINATOR_INPUT, GENERATOR_INPUT
 
 BATCH_SIZES = (1, 7, 1000)
 INPUTS = 1000
@@ -19,7 +20,7 @@ def _session(graph: bytes) -> onnxruntime.InferenceSession:
 def _run_in_batches(session, name: str, inputs: np.ndarray, batch: int) -> list[np.ndarray]:
     """All outputs of `session` over `inputs`, fed `batch` rows at a time, concatenated."""
     parts = [session.run(None, {name: inputs[i:i + batch]}) for i in range(0, len(inputs), batch)]
-    return [np.concatenate(column) for column in zip(*parts)]
+    return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
 
 def check_parity(generator, discriminator, generator_graph: bytes, discriminator_graph: bytes,
@@ -38,8 +39,8 @@ def check_parity(generator, discriminator, generator_graph: bytes, discriminator
     worst = {"generator_image": 0.0, "discriminator_probability": 0.0, "discriminator_logit": 0.0}
     by_batch = {}
     for batch in BATCH_SIZES:
-        (g_image,) = _run_in_batches(g_session, "z", latent.numpy(), batch)
-        probability, logit = _run_in_batches(d_session, "image", d_inputs.numpy(), batch)
+        (g_image,) = _run_in_batches(g_session, GENERATOR_INPUT, latent.numpy(), batch)
+        probability, logit = _run_in_batches(d_session, DISCRIMINATOR_INPUT, d_inputs.numpy(), batch)
         diffs = {"generator_image": float(np.abs(g_image - images.numpy()).max()),
                  "discriminator_probability": float(np.abs(probability - d_probability.numpy()).max()),
                  "discriminator_logit": float(np.abs(logit - d_logit.numpy()).max())}

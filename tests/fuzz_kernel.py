@@ -22,8 +22,8 @@ import atheris
 import numpy as np
 
 with atheris.instrument_imports():
-    from ganpack.backends.c_backend import NativeStack, ffi, lib
     from ganpack.backends import BackendError
+    from ganpack.backends.c_backend import NativeStack, ffi, lib
     from ganpack.dense_stack import DenseStack, Layer
 
 ACTIVATIONS = ["identity", "leaky_relu", "relu", "tanh", "sigmoid"]
@@ -68,7 +68,8 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
         finite &= bool(np.isfinite(values).all())
         weights.append(weight), biases.append(bias), codes.append(code), alphas.append(alpha)
     batch = data.ConsumeIntInRange(-1, 33)
-    x = np.random.default_rng(data.ConsumeIntInRange(0, 1000)).normal(size=(max(batch, 0), widths[0])).astype(np.float32)
+    rng = np.random.default_rng(data.ConsumeIntInRange(0, 1000))
+    x = rng.normal(size=(max(batch, 0), widths[0])).astype(np.float32)
     out = np.full((max(batch, 0), widths[-1]), -7.0, np.float32)
     status = lib.gp_stack_run(stack, ffi.from_buffer("float[]", x), batch, ffi.from_buffer("float[]", out))
     if batch < 0:
@@ -96,7 +97,8 @@ def fuzz_typed_and_sample(data, stack, widths, batch, x, floats) -> None:
     source = pixels if in_code == lib.GP_U8 else np.clip(x, -1, 1) if data.ConsumeBool() else x
     if in_code == lib.GP_F32_FINITE and data.ConsumeBool() and source.size:
         source = source.copy()
-        source.flat[data.ConsumeIntInRange(0, source.size - 1)] = [np.nan, np.inf, -np.inf][data.ConsumeIntInRange(0, 2)]
+        where = data.ConsumeIntInRange(0, source.size - 1)
+        source.flat[where] = [np.nan, np.inf, -np.inf][data.ConsumeIntInRange(0, 2)]
     result = np.full(floats.shape, 7, np.uint8 if out_code == lib.GP_U8 else np.float32)
     status = lib.gp_stack_run_typed(stack, ffi.from_buffer(source), in_code, batch, ffi.from_buffer(result), out_code)
     in_range = bool(np.all((source >= np.float32(-1.000001)) & (source <= np.float32(1.000001))))
@@ -133,14 +135,15 @@ def fuzz_typed_and_sample(data, stack, widths, batch, x, floats) -> None:
         assert lib.gp_latents(seed, first_row, batch, widths[0], distribution, scale, offset,
                               ffi.from_buffer("float[]", z)) == lib.GP_OK
         plain = np.empty(floats.shape, np.float32)
-        assert lib.gp_stack_run(stack, ffi.from_buffer("float[]", z), batch, ffi.from_buffer("float[]", plain)) == lib.GP_OK
+        status = lib.gp_stack_run(stack, ffi.from_buffer("float[]", z), batch, ffi.from_buffer("float[]", plain))
+        assert status == lib.GP_OK
         assert np.array_equal(sampled.view(np.uint32), plain.view(np.uint32)), (widths, seed, first_row, batch)
 
 
 def fuzz_python_api(data: atheris.FuzzedDataProvider) -> None:
     widths = [data.ConsumeIntInRange(1, 64) for _ in range(data.ConsumeIntInRange(2, 4))]
-    layers = [Layer(np.zeros((b, a), np.float32), np.zeros(b, np.float32), ACTIVATIONS[data.ConsumeIntInRange(0, 4)], 0.1)
-              for a, b in zip(widths[:-1], widths[1:])]
+    layers = [Layer(np.zeros((b, a), np.float32), np.zeros(b, np.float32), ACTIVATIONS[data.ConsumeIntInRange(0, 4)],
+                    0.1) for a, b in zip(widths[:-1], widths[1:])]
     native = NativeStack(DenseStack(layers, "x", {"y": "activated"}), threads=data.ConsumeIntInRange(0, 3))
     dtype = [np.float32, np.float64, np.int32, np.uint8][data.ConsumeIntInRange(0, 3)]
     shape = tuple(data.ConsumeIntInRange(0, 70) for _ in range(data.ConsumeIntInRange(0, 3)))

@@ -1,5 +1,8 @@
 """Package archives: only known, plain, bounded members are extracted; the rest is verified as a folder."""
 
+import shutil
+import stat
+import subprocess
 import zipfile
 
 import pytest
@@ -16,13 +19,15 @@ def package(tmp_path_factory):
     return path
 
 
-def rezip(package, target, rename=None, extra=None, tamper=None):
+def rezip(package, target, rename=None, extra=None, tamper=None, prefix="", folder_entry=False):
     with zipfile.ZipFile(target, "w") as archive:
+        if folder_entry:
+            archive.writestr(zipfile.ZipInfo(prefix), b"")
         for path in sorted(package.iterdir()):
             data = path.read_bytes()
             if tamper == path.name:
                 data = data[:-10] + bytes(10)
-            archive.writestr((rename or {}).get(path.name, path.name), data)
+            archive.writestr(prefix + (rename or {}).get(path.name, path.name), data)
         for name, data in (extra or {}).items():
             archive.writestr(name, data)
     return target
@@ -52,3 +57,64 @@ def test_truncated_archive_is_refused(package, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(PackageError, match="not a model package archive"):
         ganpack.load(cut)
+
+
+@pytest.mark.parametrize("prefix, folder_entry", [("", False), ("model/", False), ("model/", True),
+                                                   ("my model v2/", True)])
+def test_flat_or_one_top_level_folder(package, tmp_path, prefix, folder_entry):
+    """`zip -r model.zip model/` puts the files under one folder: read the same as a flat archive."""
+    archive = rezip(package, tmp_path / "m.zip", prefix=prefix, folder_entry=folder_entry)
+    expected = ganpack.load(package, backend="numpy").sample(3, seed=1)
+    assert (ganpack.load(archive, backend="numpy").sample(3, seed=1) == expected).all()
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="the zip tool is not installed")
+@pytest.mark.parametrize("what", ["model/", "model", "."])
+def test_archives_the_zip_tool_makes(package, tmp_path, what):
+    copy = tmp_path / "model"
+    shutil.copytree(package, copy)
+    cwd = copy if what == "." else tmp_path
+    subprocess.run(["zip", "-qr", str(tmp_path / "m.zip"), what], cwd=cwd, check=True)
+    assert ganpack.load(tmp_path / "m.zip", backend="numpy").sample(2, seed=0).shape == (2, 28, 28)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prefix": "model/", "extra": {"model/notes.txt": b"hi"}}, "unexpected member 'model/notes.txt'"),
+    ({"prefix": "model/", "extra": {"other/manifest.json": b"{}"}}, "unexpected member 'other/manifest.json'"),
+    ({"prefix": "model/", "extra": {"manifest.json": b"{}"}}, "unexpected member 'manifest.json'"),
+    pytest.param({"prefix": "model/", "extra": {"model/manifest.json": b"{}"}}, "manifest.json appears twice",
+                 marks=pytest.mark.filterwarnings("ignore:Duplicate name")),
+    ({"prefix": "model/", "extra": {"model/sub/": b""}}, "unexpected member 'model/sub/'"),
+    ({"prefix": "a/b/"}, "unexpected member 'a/b/discriminator.onnx'"),
+    ({"prefix": "../"}, "unexpected member '../discriminator.onnx'"),
+    ({"prefix": "./"}, "unexpected member './discriminator.onnx'"),
+    ({"prefix": "model/", "extra": {"__MACOSX/model/._manifest.json": b""}}, "unexpected member '__MACOSX/"),
+])
+def test_anything_but_one_folder_of_package_files_is_refused(package, tmp_path, kwargs, message):
+    with pytest.raises(PackageError, match=message):
+        ganpack.load(rezip(package, tmp_path / "bad.zip", **kwargs))
+
+
+def test_a_symbolic_link_member_is_refused(package, tmp_path):
+    target = tmp_path / "link.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for path in sorted(package.iterdir()):
+            if path.name != "preview.png":
+                archive.writestr(path.name, path.read_bytes())
+        link = zipfile.ZipInfo("preview.png")  # what `zip -y` stores for a link: its target, mode S_IFLNK
+        link.create_system = 3  # unix: the high 16 bits of external_attr are st_mode
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(link, "/etc/passwd")
+    with pytest.raises(PackageError, match="member preview.png is a symbolic link"):
+        ganpack.load(target)
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="the zip tool is not installed")
+def test_a_link_the_zip_tool_stores_is_refused(package, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(package, copy)
+    (copy / "preview.png").unlink()
+    (copy / "preview.png").symlink_to(copy / "manifest.json")
+    subprocess.run(["zip", "-qry", str(tmp_path / "m.zip"), "model"], cwd=tmp_path, check=True)
+    with pytest.raises(PackageError, match="member model/preview.png is a symbolic link"):
+        ganpack.load(tmp_path / "m.zip")

@@ -24,6 +24,7 @@ def quick_run(tmp_path_factory):
     return done.stdout, json.loads((out_dir / "bench.json").read_text()), out_dir
 
 
+@pytest.mark.slow
 def test_quick_benchmark_writes_the_tables_and_a_plot(quick_run):
     stdout, _, out_dir = quick_run
     assert "| backend | batch | p50 us |" in stdout and "% of ceiling" in stdout

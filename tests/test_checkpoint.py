@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ganpack.errors import TrainingError
 from training import checkpoint
+from training.errors import TrainingError
 
 
 def test_save_and_load_round_trip(tmp_path):

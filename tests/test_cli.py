@@ -1,12 +1,23 @@
-"""The `ganpack` command: sample, score, info, interpolate, and its errors."""
+"""The `ganpack` command, in process: sample, score, info, interpolate, and its errors.
+(tests/test_mistakes.py drives the mistakes through the installed command, as subprocesses.)"""
 
+import io
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
 
+import ganpack
+import ganpack.cli as cli
+import ganpack.model as model_module
 from ganpack.cli import main
 from ganpack.errors import InputError
+from ganpack.grid import encode_png
+from ganpack.model import CHUNK_ROWS, DEFAULT_MODEL
+
+BACKENDS = ganpack.available_backends()
 
 
 def read_png_size(path):
@@ -15,48 +26,144 @@ def read_png_size(path):
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+def npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
 def test_sample_png_and_npy(tmp_path):
     assert main(["sample", "-n", "64", "-o", str(tmp_path / "digits.png"), "--seed", "1"]) == 0
     assert read_png_size(tmp_path / "digits.png") == (2 * (8 * 30 + 2),) * 2  # 8x8 grid, scale 2
     assert main(["sample", "-n", "5", "-o", str(tmp_path / "d.npy"), "--seed", "1", "--backend", "numpy"]) == 0
-    digits = np.load(tmp_path / "d.npy")
-    assert digits.shape == (5, 28, 28) and digits.dtype == np.uint8
+    assert (tmp_path / "d.npy").read_bytes() == npy_bytes(ganpack.load(backend="numpy").sample(5, seed=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npy", "digits.png"]  # no partial file left
 
 
-def test_score_prints_one_probability_per_image(tmp_path, capsys):
-    main(["sample", "-n", "3", "-o", str(tmp_path / "d.npy"), "--seed", "2"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_streamed_npy_equals_sample_in_memory(tmp_path, monkeypatch, backend):
+    """A .npy is written a chunk at a time (any -n fits in memory); the file is np.save's, bit for bit."""
+    monkeypatch.setattr(model_module, "STREAM_ROWS", CHUNK_ROWS)  # three chunks, the last one short
+    n = 2 * CHUNK_ROWS + 5
+    assert main(["sample", "-n", str(n), "-o", str(tmp_path / "d.npy"), "--seed", "7", "--backend", backend]) == 0
+    expected = ganpack.load(backend=backend).sample(n, seed=7)
+    assert (tmp_path / "d.npy").read_bytes() == npy_bytes(expected)
+
+
+def test_streamed_npy_of_a_format_1_package(tmp_path, monkeypatch):
+    """0.1.0 packages draw latents with numpy's PCG64, one generator in order: streamed, the same too."""
+    package = tmp_path / "v1"
+    shutil.copytree(DEFAULT_MODEL, package)
+    manifest = json.loads((package / "manifest.json").read_text())
+    del manifest["latent"]["generator"]
+    (package / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    monkeypatch.setattr(model_module, "STREAM_ROWS", CHUNK_ROWS)
+    n = CHUNK_ROWS + 3
+    assert main(["sample", "-n", str(n), "-o", str(tmp_path / "d.npy"), "--seed", "3", "--model", str(package),
+                 "--backend", "numpy"]) == 0
+    expected = ganpack.load(package, backend="numpy").sample(n, seed=3)
+    assert np.array_equal(np.load(tmp_path / "d.npy"), expected)
+
+
+def test_huge_n_is_refused_up_front(tmp_path):
+    with pytest.raises(InputError, match=r"'.*big.npy' would take 7,840,000,000,000,128 bytes .* free"):
+        main(["sample", "-n", str(10 ** 13), "-o", str(tmp_path / "big.npy")])
+    with pytest.raises(InputError, match="a PNG grid holds at most 10,000 digits"):
+        main(["sample", "-n", "10001", "-o", str(tmp_path / "big.png")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_score_prints_one_probability_per_image(tmp_path, capsys, monkeypatch):
+    main(["sample", "-n", "5", "-o", str(tmp_path / "d.npy"), "--seed", "2"])
     capsys.readouterr()
+    monkeypatch.setattr(cli, "STREAM_ROWS", 2)  # read from the memory-mapped file two rows at a time
     assert main(["score", str(tmp_path / "d.npy")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and all(0 < float(line.split("\t")[1]) < 1 for line in lines)
+    expected = ganpack.load().score(np.load(tmp_path / "d.npy"))
+    assert lines == [f"{tmp_path / 'd.npy'}[{i}]\t{p:.6f}" for i, p in enumerate(expected)]
 
 
-def test_info_describes_model_backends_and_cpu(capsys):
+def test_score_reads_a_png_without_pillow(tmp_path, capsys, monkeypatch):
+    """The runtime wheel does not depend on Pillow: ganpack.png reads 8-bit grayscale PNGs itself."""
+    digit = ganpack.load().sample(1, seed=4)
+    (tmp_path / "digit.png").write_bytes(encode_png(digit[0]))
+    monkeypatch.setitem(__import__("sys").modules, "PIL", None)  # import PIL now raises ImportError
+    assert main(["score", str(tmp_path / "digit.png")]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == f"{tmp_path / 'digit.png'}[0]\t{ganpack.load().score(digit)[0]:.6f}"
+
+
+def test_info_is_readable_and_shows_the_quality_figures(capsys):
     assert main(["info"]) == 0
+    text = capsys.readouterr().out
+    quality = ganpack.load().manifest.quality
+    real = quality["reference_real"]
+    for key in ("frechet_distance", "classifier_score", "precision", "recall"):  # model, then real images
+        assert re.search(rf"\n  {key} +{quality[key]:.4g} +{real[key]:.4g}\n", text), key
+    assert "real images" in text and "parity:" in text and "100 -> 128 -> 784" in text
+    assert not text.lstrip().startswith("{")
+
+
+def test_info_json_describes_model_quality_backends_and_cpu(capsys):
+    assert main(["info", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
+    manifest = ganpack.load().manifest
+    assert facts["ganpack"] == ganpack.__version__
     assert facts["latent"]["dim"] == 100 and facts["generator"]["layers"] == [100, 128, 784]
-    assert "numpy" in facts["backends_available"] and facts["backend_in_use"] in facts["backends_available"]
-    assert "cpu_features" in facts
+    assert facts["quality"] == manifest.quality and facts["quality"]["frechet_distance"] > 0
+    assert facts["parity"]["max_abs_diff"] == manifest.parity["max_abs_diff"]
+    assert facts["trained"]["steps"] == manifest.provenance["steps"]
+    assert facts["backends_available"] == BACKENDS and facts["backend_in_use"] == BACKENDS[0]
+    if "c" in BACKENDS:
+        from ganpack.backends.c_backend import kernel_isa
+
+        assert facts["cpu_features"] == {"c_kernel_isa": kernel_isa()}
+        assert kernel_isa() in ("avx512", "avx2_fma", "portable")
+    else:
+        assert facts["cpu_features"] == {"c_kernel": "not available"}
 
 
-def test_interpolate_writes_a_strip(tmp_path):
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"ganpack {ganpack.__version__}\n"
+
+
+def test_interpolate_writes_a_strip_or_an_array(tmp_path):
     assert main(["interpolate", "-o", str(tmp_path / "walk.png"), "--seeds", "1", "2", "--steps", "8"]) == 0
     assert read_png_size(tmp_path / "walk.png") == (2 * (8 * 30 + 2), 2 * 32)
+    assert main(["interpolate", "-o", str(tmp_path / "walk.npy"), "--seeds", "1", "2", "--steps", "8"]) == 0
+    walk = np.load(tmp_path / "walk.npy")
+    model = ganpack.load()
+    assert walk.shape == (8, 28, 28)
+    assert np.array_equal(walk[[0, -1]], model.generate(np.concatenate([model.latents(1, seed=s) for s in (1, 2)])))
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["sample", "-n", "0"], "at least 1"),
     (["sample", "-o", "x.jpg"], r"\.png"),
-    (["interpolate", "--steps", "1"], "at least 2"),
     (["score", "nothing.npy"], "does not exist"),
     (["sample", "-o", "no/such/folder/x.png"], "folder 'no/such/folder' does not exist"),
     (["interpolate", "-o", "no/such/walk.png"], "folder 'no/such' does not exist"),
-    (["sample", "-n", str(10 ** 12), "-o", "big.npy"], "do not fit in memory"),
+    (["sample", "-o", "."], "must end in .png"),
+    (["sample", "--model", "no/model"], "--model 'no/model' does not exist"),
 ])
 def test_bad_arguments_are_clear_errors(tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match=message):
         main(argv)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "-n", "0"], "argument -n: expected a positive integer, got '0'"),
+    (["sample", "--seed", str(2 ** 64)], f"argument --seed: expected .*, got '{2 ** 64}'"),
+    (["interpolate", "--steps", "1"], "argument --steps: expected an integer from 2 to 10,000, got '1'"),
+    (["sample", "--backend", "cuda"], "argument --backend: invalid choice: 'cuda'"),
+])
+def test_malformed_options_are_one_line_argparse_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 2 and line.startswith("ganpack ") and re.search(message, line)
 
 
 def test_score_never_unpickles(tmp_path):
@@ -65,15 +172,7 @@ def test_score_never_unpickles(tmp_path):
         main(["score", str(tmp_path / "objects.npy")])
 
 
-def test_png_input_without_pillow_is_a_clear_error(tmp_path, monkeypatch):
-    """The runtime wheel does not depend on Pillow: reading a PNG without it says what to do."""
-    (tmp_path / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    monkeypatch.setitem(__import__("sys").modules, "PIL", None)  # import PIL now raises ImportError
-    with pytest.raises(InputError, match="needs Pillow"):
-        main(["score", str(tmp_path / "digit.png")])
-
-
-def test_an_unwritable_output_is_a_clear_error(tmp_path):
+def test_an_output_that_is_a_folder_is_a_clear_error(tmp_path):
     (tmp_path / "taken.npy").mkdir()  # a folder where the file should go
-    with pytest.raises(InputError, match="cannot write"):
+    with pytest.raises(InputError, match="is a folder"):
         main(["sample", "-n", "2", "-o", str(tmp_path / "taken.npy")])

@@ -9,7 +9,8 @@ import pytest
 import ganpack
 from packages import make_package
 
-BACKENDS = ganpack.available_backends()
+BACKENDS = [pytest.param(name, marks=[] if name == "c" else pytest.mark.slow)  # numpy and onnxruntime: 5-10 s each
+            for name in ganpack.available_backends()]
 THREADS, CALLS = 16, 1000
 SIZES = (1, 2, 3, 7, 16, 17, 64, 100)  # mixed batch sizes, each with its own latents
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from ganpack.errors import ConfigError
 from training.config import TrainConfig, parse_command_line
+from training.errors import ConfigError
 
 
 def test_defaults_are_the_design():

@@ -25,7 +25,7 @@ def test_exported_graphs_convert(tmp_path):
     path, _, _ = make_package(tmp_path / "pkg", "three_layers")
     generator = load_dense_stack(path / "generator.onnx")
     assert generator.widths == [100, 128, 256, 784]
-    assert [l.activation for l in generator.layers] == ["leaky_relu", "leaky_relu", "tanh"]
+    assert [layer.activation for layer in generator.layers] == ["leaky_relu", "leaky_relu", "tanh"]
     assert generator.layers[0].alpha == pytest.approx(0.01)
     assert generator.outputs == {"image": "activated"}
     discriminator = load_dense_stack(path / "discriminator.onnx")
@@ -40,7 +40,7 @@ def test_matmul_add_and_untransposed_gemm():
                    helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], name="gemm", transB=0)],
                   {"w1": w1, "b1": b1, "w2": w2, "b2": b2})
     stack = from_onnx(model)
-    assert stack.widths == [4, 5, 3] and [l.activation for l in stack.layers] == ["relu", "identity"]
+    assert stack.widths == [4, 5, 3] and [layer.activation for layer in stack.layers] == ["relu", "identity"]
     x = RNG.normal(size=(6, 4)).astype(np.float32)
     expected = np.maximum(x @ w1 + b1, 0) @ w2 + b2
     assert np.allclose(NumpyBackend(stack).run(x)["activated"], expected, atol=1e-5)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from training import distributed
@@ -20,6 +21,7 @@ def torchrun(*args, cwd):
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_end_with_identical_weights(tmp_path):
     result = torchrun(str(TESTS / "ddp_worker.py"), str(tmp_path), cwd=TESTS.parent)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -35,6 +37,7 @@ def test_two_cpu_ranks_end_with_identical_weights(tmp_path):
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ddp"]
 
 
+@pytest.mark.slow
 def test_torchrun_command_line(tmp_path):
     result = torchrun("-m", "training.run", "--dry-run", "--out_dir", str(tmp_path / "runs"), "--name", "cli",
                       "--progress", "false", "--threads", "1", "--batch_size", "64", cwd=TESTS.parent)

@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from ganpack.errors import DataError
 from training.download import download_file, file_digest
+from training.errors import DataError
 
 NAME = "train-labels-idx1-ubyte.gz"
 GOOD = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x03" + bytes([1, 2, 3]), mtime=0)

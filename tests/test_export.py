@@ -15,8 +15,9 @@ import torch
 
 import export.package as package_module
 import export.parity as parity_module
+from export.errors import ExportError
 from export.package import load_state, networks_from_state, write_package
-from ganpack.errors import ExportError, PackageError
+from ganpack.errors import PackageError
 from ganpack.manifest import read_manifest
 from ganpack.package import verify_package
 from training.run import main
@@ -136,7 +137,8 @@ def test_existing_package_is_replaced_only_when_asked(run_dir, tmp_path):
     with pytest.raises(ExportError, match="--overwrite"):
         write_package(state, out, log=lambda *a: None)
     write_package(state, out, overwrite=True, log=lambda *a: None)
-    assert json.loads((out / "manifest.json").read_text())["provenance"]["steps"] == json.loads(first)["provenance"]["steps"]
+    steps = json.loads((out / "manifest.json").read_text())["provenance"]["steps"]
+    assert steps == json.loads(first)["provenance"]["steps"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]  # no staging or retired folders
 
 
@@ -168,6 +170,7 @@ def test_parity_failure_writes_nothing(run_dir, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_command_line(run_dir, tmp_path):
     def export(*args):
         return subprocess.run([sys.executable, "-m", "export", *args], capture_output=True, text=True, timeout=300)

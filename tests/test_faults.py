@@ -13,19 +13,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from ganpack.errors import TrainingError
 from training import checkpoint
-from training.rundir import MetricsLog, read_metrics
+from training.errors import TrainingError
 from training.run import main
+from training.rundir import MetricsLog, read_metrics
 
 TESTS = Path(__file__).parent
 EPOCHS = 6  # 78 steps of batch 64 each on the 5,000 bundled digits; checkpoints after epochs 2, 4 and 6
 
 
 def train_argv(runs: Path, name: str) -> list[str]:
-    return ["--out_dir", str(runs), "--name", name, "--epochs", str(EPOCHS), "--batch_size", "64", "--checkpoint_every", "2",
-            "--log_every", "10", "--threads", "1", "--progress", "false", "--eval_every", "0",
-            "--export", "false", "--sample_every", "100"]
+    return ["--out_dir", str(runs), "--name", name, "--epochs", str(EPOCHS), "--batch_size", "64",
+            "--checkpoint_every", "2", "--log_every", "10", "--threads", "1", "--progress", "false",
+            "--eval_every", "0", "--export", "false", "--sample_every", "100"]
 
 
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -59,6 +59,7 @@ def resume(run_dir: Path) -> subprocess.CompletedProcess:
     return resumed
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, uninterrupted):
     run_dir = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "training.run", *train_argv(tmp_path, "killed")],
@@ -79,10 +80,12 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path, un
     assert steps == sorted(set(steps))  # the log has no repeats after the replay
 
 
+@pytest.mark.slow
 def test_sigkill_while_writing_a_checkpoint_then_resume_matches(tmp_path, uninterrupted):
     run_dir = tmp_path / "torn"
     killed = run([sys.executable, str(TESTS / "kill_during_checkpoint.py"), "2", *train_argv(tmp_path, "torn")],
-                 env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])})
+                 env={**os.environ,
+                      "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])})
     assert killed.returncode == -signal.SIGKILL
     partial = list((run_dir / "checkpoints").glob("*.tmp"))
     assert len(partial) == 1 and partial[0].stat().st_size > 0  # half a checkpoint on disk
@@ -93,6 +96,7 @@ def test_sigkill_while_writing_a_checkpoint_then_resume_matches(tmp_path, uninte
     assert_same(final_weights(run_dir), uninterrupted)
 
 
+@pytest.mark.slow
 def test_a_corrupt_newest_checkpoint_is_refused_and_the_previous_one_resumes(tmp_path, uninterrupted):
     run_dir = tmp_path / "corrupt"
     done = run([sys.executable, "-m", "training.run", *train_argv(tmp_path, "corrupt"), "--epochs", "4"])

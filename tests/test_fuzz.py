@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a fuzzing run of fixed length
+
 pytest.importorskip("atheris", reason="atheris has wheels for CPython 3.11-3.13 on x86-64 Linux only")
 pytest.importorskip("ganpack.backends.c_backend", reason="the C kernel is not built")
 

@@ -82,6 +82,7 @@ needs_make = pytest.mark.skipif(not (shutil.which("make") and shutil.which("gcc"
     "tsan",  # ThreadSanitizer over the worker threads and 8 callers on one stack
     pytest.param("valgrind-quick", marks=pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind")),
 ])
+@pytest.mark.slow
 def test_c_suite(target, tmp_path):
     source = tmp_path / "csrc"  # a copy: the build folder stays out of the checkout
     shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build"))

@@ -12,7 +12,8 @@ import signal
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ganpack
 from ganpack.errors import GanpackError
@@ -114,6 +115,7 @@ FREE_VALUES = {("latent", "parameters", "mean"), ("latent", "parameters", "std")
                ("image", "to_uint8")}  # a formula for people to read
 
 
+@pytest.mark.slow
 def test_every_field_with_every_wrong_type_or_missing(package):
     values = json.loads((package / "manifest.json").read_text())
     results, accepted = {"refused": 0, "loaded": 0}, set()
@@ -209,7 +211,13 @@ def test_bit_flips_in_a_graph_are_refused_or_harmless(valid, tmp_path_factory, b
     for offset, mask in flips:
         data[offset % len(data)] ^= mask
     reseal(package, "generator", bytes(data))
-    assert outcome(package, backend) in ("refused", "loaded")
+    if outcome(package, backend) == "refused":
+        return
+    # harmless: the damaged graph is still a dense stack, and the backend runs it as the reference does
+    z = np.random.default_rng(0).standard_normal((5, 100), dtype=np.float32)
+    reference = ganpack.load(package, backend="numpy").generate(z, output="float")
+    images = ganpack.load(package, backend=backend).generate(z, output="float")
+    assert np.allclose(images, reference, rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
 def test_external_data_pointing_out_of_the_package_is_refused(package, tmp_path):

@@ -50,6 +50,7 @@ def evaluator():
     return classifier, images, torch.as_tensor(labels.astype("int64")), held_out, reference
 
 
+@pytest.mark.slow
 def test_real_is_near_the_floor_noise_far_and_collapse_is_caught(evaluator):
     classifier, images, labels, held_out, reference = evaluator
     assert classifier.held_out_accuracy > 0.9
@@ -66,6 +67,7 @@ def test_real_is_near_the_floor_noise_far_and_collapse_is_caught(evaluator):
     assert collapsed["recall"] < 0.3  # the other nine digits are missed
 
 
+@pytest.mark.slow
 def test_metrics_are_deterministic(evaluator):
     classifier, images, _, held_out, reference = evaluator
     assert all_metrics(classifier, images[held_out], reference) == all_metrics(classifier, images[held_out], reference)
@@ -81,6 +83,7 @@ def test_classifier_training_is_deterministic():
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_evaluate_command_uses_the_cached_classifier(evaluator, tmp_path, capsys):
     from training import evaluate
     from training.classifier import cache_path
@@ -103,6 +106,7 @@ def test_evaluate_command_uses_the_cached_classifier(evaluator, tmp_path, capsys
     assert rows["real"]["frechet_distance"] < rows["generated"]["frechet_distance"] < rows["noise"]["frechet_distance"]
 
 
+@pytest.mark.slow
 def test_training_evaluates_and_the_manifest_records_it(evaluator, tmp_path):
     import json
 

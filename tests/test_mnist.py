@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganpack.errors import ConfigError, DataError
 from training import mnist
+from training.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------- helpers
 

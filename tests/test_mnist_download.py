@@ -11,8 +11,8 @@ import threading
 import numpy as np
 import pytest
 
-from ganpack.errors import DataError
 from training import mnist
+from training.errors import DataError
 from training.run import main
 
 

@@ -10,7 +10,8 @@ and alphas, random batch sizes and input layouts.
 import numpy as np
 import onnxruntime
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from ganpack.backends.numpy_backend import NumpyBackend
@@ -23,7 +24,8 @@ ONNX_OPS = {"leaky_relu": "LeakyRelu", "relu": "Relu", "tanh": "Tanh", "sigmoid"
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 widths_strategy = st.lists(st.integers(1, 1024), min_size=2, max_size=4)
-layer_strategy = st.tuples(st.sampled_from(ACTIVATIONS), st.floats(0.0, 0.99), st.sampled_from(["gemm_t", "gemm", "matmul"]))
+layer_strategy = st.tuples(st.sampled_from(ACTIVATIONS), st.floats(0.0, 0.99),
+                           st.sampled_from(["gemm_t", "gemm", "matmul"]))
 
 
 @st.composite
@@ -62,7 +64,8 @@ def to_onnx(stack: DenseStack, forms: list):
                                           **attributes))
             tensor = f"a{index}"
     widths = stack.widths
-    graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", widths[0]])],
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", widths[0]])]
+    graph = helper.make_graph(nodes, "stack", inputs,
                               [helper.make_tensor_value_info(tensor, TensorProto.FLOAT, ["batch", widths[-1]])],
                               initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -83,6 +86,7 @@ def close(actual: np.ndarray, expected: np.ndarray) -> bool:
         1.0, np.abs(expected).max(initial=0))
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(built=stacks(), batch=st.integers(1, 40), seed=st.integers(0, 1000))
 def test_onnx_chains_convert_to_the_layers_they_were_built_from(built, batch, seed):
@@ -121,6 +125,7 @@ def layouts(x: np.ndarray, how: str) -> np.ndarray:
 @PROPERTY
 @given(built=stacks(), batch=st.integers(0, 300), isa=st.sampled_from(ISAS), threads=st.sampled_from([1, 2, 3]),
        layout=st.sampled_from(["contiguous", "strided", "fortran", "misaligned"]), seed=st.integers(0, 1000))
+@pytest.mark.slow
 def test_c_kernel_matches_numpy_on_any_stack_batch_and_layout(built, batch, isa, threads, layout, seed):
     stack, _ = built
     native = kernel.NativeStack(stack, isa, threads=threads)

@@ -62,8 +62,24 @@ def test_backends_agree_on_seeded_samples(default_package):
         assert np.abs(images - reference).max() <= TOLERANCE, name
 
 
-def test_auto_picks_the_fastest_available(default_package):
-    assert ganpack.load(default_package).backend == BACKENDS[0]
+def test_auto_picks_the_fastest_available(default_package, monkeypatch):
+    import ganpack.backends as backends
+
+    assert "c" in BACKENDS  # the test install always builds the kernel
+    assert ganpack.load(default_package).backend == "c"
+    real = backends.backend_class
+
+    def without(*missing):
+        def backend_class(name):
+            if name in missing:
+                raise backends.BackendError(f"{name} hidden by the test")
+            return real(name)
+        return backend_class
+
+    monkeypatch.setattr(backends, "backend_class", without("c"))
+    assert ganpack.load(default_package).backend == "onnxruntime"
+    monkeypatch.setattr(backends, "backend_class", without("c", "onnxruntime"))
+    assert ganpack.load(default_package).backend == "numpy"
 
 
 def test_latents_follow_the_manifest(default_package):
@@ -259,3 +275,24 @@ def test_thread_count_is_accepted_and_checked(default_package, backend):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InputError, match="threads"):
             ganpack.load(default_package, backend=backend, threads=bad)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("legacy", [False, True])
+def test_sample_chunks_concatenate_to_sample(default_package, tmp_path, monkeypatch, backend, legacy):
+    package = default_package
+    if legacy:  # format_version 1: numpy's PCG64, one generator drawn in order
+        package = shutil.copytree(default_package, tmp_path / "v1")
+        manifest = json.loads((package / "manifest.json").read_text())
+        del manifest["latent"]["generator"]
+        (package / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
+    model = ganpack.load(package, backend=backend)
+    monkeypatch.setattr(model_module, "STREAM_ROWS", model_module.CHUNK_ROWS)
+    n = 2 * model_module.CHUNK_ROWS + 5
+    for output in ("uint8", "float"):
+        pieces = list(model.sample_chunks(n, seed=11, output=output))
+        assert [len(piece) for piece in pieces] == [model_module.CHUNK_ROWS] * 2 + [5]
+        assert np.array_equal(np.concatenate(pieces), model.sample(n, seed=11, output=output))
+    assert [len(piece) for piece in model.sample_chunks(0, seed=1)] == [0]
+    with pytest.raises(InputError, match="output"):
+        next(model.sample_chunks(3, seed=1, output="png"))

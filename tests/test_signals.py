@@ -10,6 +10,8 @@ import pytest
 
 from training import checkpoint
 
+pytestmark = pytest.mark.slow  # each case trains, is signalled and resumes: about 15 s
+
 
 def wait_for_metrics(path, process, timeout=60.0):
     deadline = time.monotonic() + timeout

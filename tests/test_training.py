@@ -6,13 +6,13 @@ import json
 import pytest
 import torch
 
-from ganpack.errors import ConfigError, TrainingError
 from training import checkpoint
+from training.distributed import World
+from training.errors import ConfigError, TrainingError
 from training.model import Discriminator
 from training.run import main
 from training.rundir import new_run_dir
 from training.trainer import Trainer
-from training.distributed import World
 
 
 def cli(tmp_path, name, *extra):
@@ -54,6 +54,7 @@ def test_smoke_run_leaves_a_readable_run_folder(tmp_path, capsys):
     assert "device: cpu" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_existing_run_is_never_overwritten_unless_asked(tmp_path):
     assert main(cli(tmp_path, "once")) == 0
     with pytest.raises(TrainingError, match="already exists"):
@@ -68,6 +69,7 @@ def test_unwritable_output_folder_fails_before_training(tmp_path):
         new_run_dir(str(blocker), "run", overwrite=False)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         assert main(cli(tmp_path, name, "--seed", seed)) == 0
@@ -76,6 +78,7 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(tmp_path):
     assert not torch.equal(a["generator"]["stack.layers.0.weight"], c["generator"]["stack.layers.0.weight"])
 
 
+@pytest.mark.slow
 def test_resume_after_an_epoch_matches_an_uninterrupted_run(tmp_path):
     assert main(cli(tmp_path, "whole", "--epochs", "2")) == 0
     assert main(cli(tmp_path, "split", "--epochs", "1")) == 0
@@ -87,6 +90,7 @@ def test_resume_after_an_epoch_matches_an_uninterrupted_run(tmp_path):
     assert steps == [2, 4, 6, 8]  # the log continues without gaps or repeats
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_config, tmp_path):
     # with the moving average, the learning-rate decay, the shifts and R1 on, so they are covered too
     tiny_config.optimizer.ema_decay, tiny_config.optimizer.lr_decay_start = 0.9, 0.5
@@ -168,6 +172,7 @@ def test_auto_device_says_which_and_missing_devices_are_errors(monkeypatch):
     with pytest.raises(ConfigError, match="mps"):
         resolve_device("mps", World())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("auto", World()) == torch.device("cuda")
     assert resolve_device("cuda", World(rank=1, local_rank=1, size=2)) == torch.device("cuda", 1)
 

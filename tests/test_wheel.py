@@ -1,6 +1,8 @@
 """The runtime wheel, as a user gets it: built with `python -m build`, installed into a fresh
-virtual environment with no torch, sampling with every backend (slow: about a minute)."""
+virtual environment with no torch and no Pillow, running every `ganpack` subcommand the README
+shows, sampling with every backend (slow: about a minute)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +37,7 @@ def test_wheel_contents(dist):
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("ganpack/_kernel") and n.endswith(".so") for n in names)
     assert "ganpack/models/default/generator.onnx" in names and "ganpack/models/default/manifest.json" in names
+    assert "ganpack/png.py" in names  # score reads PNGs without Pillow
     assert not any(n.startswith(("training/", "export/", "tests/")) for n in names)
     requires = [line for line in zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("METADATA"))).decode().splitlines() if line.startswith("Requires-Dist")]
@@ -53,8 +56,10 @@ def test_installed_wheel_samples_without_torch(dist, tmp_path):
     run(python, "-m", "pip", "install", "-q", wheel)
     work = tmp_path / "work"  # outside the checkout, so the installed copy is what runs
     work.mkdir()
-    probe = "import importlib.util as u, ganpack; print(u.find_spec('torch') is None, ganpack.available_backends())"
-    assert run(python, "-c", probe, cwd=work).split(maxsplit=1) == ["True", "['c', 'numpy']\n"]
+    probe = ("import importlib.util as u, ganpack; "
+             "print(u.find_spec('torch') is None, u.find_spec('PIL') is None, ganpack.available_backends())")
+    assert run(python, "-c", probe, cwd=work).split(maxsplit=2) == ["True", "True", "['c', 'numpy']\n"]
+    readme_commands(python, ganpack, work)
     package, _, _ = make_package(tmp_path / "exported")
     for backend in ("c", "numpy"):
         run(ganpack, "sample", "-n", "16", "-o", work / f"bundled-{backend}.png", "--backend", backend, cwd=work)
@@ -67,5 +72,29 @@ def test_installed_wheel_samples_without_torch(dist, tmp_path):
     compare = ("import numpy as np, sys; a, b, c = (np.load(f'exported-{n}.npy').astype(int) for n in "
                "('c', 'numpy', 'ort')); sys.exit(int(max(abs(a - b).max(), abs(b - c).max()) > 1))")
     run(python, "-c", compare, cwd=work)  # the same seed gives the same pixels, give or take rounding
-    info = run(ganpack, "info", cwd=work)
-    assert '"c_kernel_isa"' in info
+    facts = json.loads(run(ganpack, "info", "--json", cwd=work))
+    assert facts["cpu_features"]["c_kernel_isa"] in ("avx512", "avx2_fma", "portable")
+    assert set(facts["backends_available"]) == {"c", "onnxruntime", "numpy"}
+
+
+def readme_commands(python, ganpack, work):
+    """Every subcommand README.md and docs/runtime.md show, in the runtime-only install."""
+    version = run(python, "-c", "import ganpack; print(ganpack.__version__)", cwd=work).strip()
+    assert run(ganpack, "--version", cwd=work) == f"ganpack {version}\n"
+    run(ganpack, "sample", "-n", "64", "-o", "digits.png", "--seed", "1", cwd=work)
+    assert (work / "digits.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run(ganpack, "sample", "-n", "8", "-o", "digits.npy", "--seed", "1", cwd=work)
+    assert len(run(ganpack, "score", "digits.npy", cwd=work).splitlines()) == 8
+    one = ("import ganpack, numpy as np; from ganpack.grid import encode_png; "
+           "open('one.png', 'wb').write(encode_png(np.load('digits.npy')[0]))")
+    run(python, "-c", one, cwd=work)  # a 28x28 grayscale PNG, read back without Pillow
+    (line,) = run(ganpack, "score", "one.png", cwd=work).splitlines()
+    assert line.startswith("one.png[0]\t") and 0 < float(line.split("\t")[1]) < 1
+    assert "frechet_distance" in run(ganpack, "info", cwd=work)
+    facts = json.loads(run(ganpack, "info", "--json", cwd=work))
+    assert facts["ganpack"] == version and facts["quality"]["frechet_distance"] > 0
+    run(ganpack, "interpolate", "-o", "walk.png", "--seeds", "1", "2", "--steps", "10", cwd=work)
+    assert (work / "walk.png").stat().st_size > 0
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    done = subprocess.run([str(ganpack), "score", "digits.png"], capture_output=True, text=True, cwd=work, env=env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "'digits.png' is 484x484 pixels" in done.stderr

@@ -9,7 +9,9 @@ applied to both and gradients flow through it, the generator still learns unshif
 import torch
 import torch.nn.functional as F
 
-SIDE = 28  # MNIST images are 28 x 28, flattened to 784
+from ganpack.contract import IMAGE_SIDE
+
+SIDE = IMAGE_SIDE  # images are 28 x 28, flattened to 784
 BACKGROUND = -1.0  # black in the [-1, 1] pixel scale
 
 

@@ -5,12 +5,13 @@ torch.load(weights_only=True) so that loading one never executes code.
 """
 
 import os
+import pickle
 import re
 from pathlib import Path
 
 import torch
 
-from ganpack.errors import TrainingError
+from training.errors import TrainingError
 
 FORMAT = "ganpack-checkpoint"
 VERSION = 1
@@ -63,8 +64,12 @@ def checkpoint_bytes(state: dict) -> int:
 def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling errors, truncation, zip errors: all mean "unusable"
-        raise TrainingError(f"checkpoint '{path}' cannot be read: {error}") from None
+    except pickle.UnpicklingError:  # not a pickle, or weights_only refused an object (a many-line message)
+        raise TrainingError(f"checkpoint '{path}' cannot be read: not a checkpoint, or it holds objects other "
+                            "than tensors and plain values (refused: loading them could run code)") from None
+    except Exception as error:  # truncation, zip errors: all mean "unusable"
+        detail = " ".join(str(error).split()) or type(error).__name__  # one line, never empty
+        raise TrainingError(f"checkpoint '{path}' cannot be read (truncated or corrupt): {detail}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise TrainingError(f"'{path}' is not a ganpack checkpoint")
     if state.get("version") != VERSION:
@@ -83,6 +88,8 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 def load_latest(run_dir: Path, warn=print) -> tuple[dict, Path]:
     """The newest checkpoint that loads; a corrupt newer one is reported and skipped."""
+    if not run_dir.is_dir():
+        raise TrainingError(f"run folder '{run_dir}' " + ("is a file" if run_dir.exists() else "does not exist"))
     candidates = list_checkpoints(run_dir)
     if not candidates:
         raise TrainingError(f"no checkpoint found in '{run_dir / 'checkpoints'}'")

@@ -7,12 +7,15 @@ Every key is unique across the four sections, so the command line is flat (`--la
 
 import dataclasses
 import difflib
+import itertools
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ganpack.errors import ConfigError
+from ganpack.contract import IMAGE_DIM, LATENT_DISTRIBUTIONS, NORMAL, UNIFORM
+from training.errors import ConfigError
 
 
 @dataclass
@@ -20,9 +23,9 @@ class ModelConfig:
     latent_dim: int = 100
     generator_hidden: tuple[int, ...] = (128,)  # widths of the generator's hidden layers
     discriminator_hidden: tuple[int, ...] = (128,)
-    image_dim: int = 784  # 28x28, flattened
+    image_dim: int = IMAGE_DIM  # 28x28, flattened
     leaky_relu_alpha: float = 0.01  # f(x) = max(alpha * x, x)
-    latent_distribution: str = "normal"  # "normal": N(0, 1); "uniform": U(-1, 1)
+    latent_distribution: str = NORMAL  # "normal": N(0, 1); "uniform": U(-1, 1) (ganpack.contract)
     init: str = "torch"  # "torch" (PyTorch's Linear default), "glorot_uniform", "normal_0.02"
 
 
@@ -138,15 +141,16 @@ def _coerce(key: str, value, kind: type, source: str):
             except ValueError:
                 raise bad from None
         raise bad
-    if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
+    if kind is float:  # nan and inf (also 1e400, or a JSON NaN) would only surface as a NaN loss later
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise bad
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):  # OverflowError: an integer too big for a float
+            raise bad from None
+        if not math.isfinite(number):
+            raise bad
+        return number
     if kind is str:
         if isinstance(value, str):
             return value
@@ -163,7 +167,7 @@ def _coerce(key: str, value, kind: type, source: str):
 def _type_name(kind: type) -> str:
     if typing.get_origin(kind) is tuple:
         return "a comma-separated list of integers"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}[kind]
 
 
 def set_value(config: TrainConfig, key: str, value, source: str) -> None:
@@ -191,18 +195,21 @@ def apply_values(config: TrainConfig, values: dict, source: str) -> None:
 def load_file(path: str) -> dict:
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
-    text = file.read_text()
+        raise ConfigError(f"config file '{path}' " + ("is a folder" if file.is_dir() else "does not exist"))
+    if file.suffix not in (".toml", ".json"):
+        raise ConfigError(f"config file '{path}' must end in .toml or .json")
     try:
+        text = file.read_text(encoding="utf-8")
         if file.suffix == ".toml":
             import tomllib
 
             return tomllib.loads(text)
-        if file.suffix == ".json":
-            return json.loads(text)
-    except ValueError as error:  # tomllib.TOMLDecodeError and json.JSONDecodeError both are
+        return json.loads(text)
+    except OSError as error:
+        raise ConfigError(f"config file '{path}' cannot be read: {error.strerror or error}") from None
+    except (ValueError, RecursionError) as error:  # decode errors (UnicodeDecodeError too) are ValueErrors;
+        # RecursionError: a JSON file nested too deep
         raise ConfigError(f"config file '{path}' is not valid {file.suffix[1:].upper()}: {error}") from None
-    raise ConfigError(f"config file '{path}' must end in .toml or .json")
 
 
 def validate(config: TrainConfig) -> TrainConfig:
@@ -212,10 +219,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("latent_dim", m.latent_dim > 0, "must be positive"),
         ("generator_hidden", all(w > 0 for w in m.generator_hidden), "widths must be positive"),
         ("discriminator_hidden", all(w > 0 for w in m.discriminator_hidden), "widths must be positive"),
-        ("image_dim", m.image_dim == 784, "must be 784 (28x28 MNIST)"),
+        ("image_dim", m.image_dim == IMAGE_DIM, f"must be {IMAGE_DIM} (28x28 MNIST)"),
         ("leaky_relu_alpha", 0.0 <= m.leaky_relu_alpha < 1.0, "must be in [0, 1)"),
         ("latent_distribution", m.latent_distribution in LATENT_DISTRIBUTIONS,
-         f"must be one of {LATENT_DISTRIBUTIONS}"),
+         f"must be one of {tuple(LATENT_DISTRIBUTIONS)}"),
         ("init", m.init in INITS, f"must be one of {INITS}"),
         ("generator_lr", o.generator_lr > 0, "must be positive"),
         ("discriminator_lr", o.discriminator_lr > 0, "must be positive"),
@@ -229,24 +236,40 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("data", d.data in DATASETS, f"must be one of {DATASETS}"),
         ("batch_size", d.batch_size > 0, "must be positive"),
         ("epochs", r.epochs > 0, "must be positive"),
-        ("seed", r.seed >= 0, "must be non-negative"),
-        ("device", r.device in ("auto", "cpu", "mps") or r.device.split(":")[0] == "cuda",
+        ("seed", 0 <= r.seed < 2**64, "must be in [0, 2**64)"),  # torch.manual_seed's range
+        ("device", r.device in ("auto", "cpu", "mps", "cuda")
+         or (r.device[:5] == "cuda:" and r.device[5:].isascii() and r.device[5:].isdigit()),
          "must be auto, cpu, mps, cuda or cuda:N"),
-        ("threads", r.threads >= 0, "must be non-negative"),
+        ("threads", 0 <= r.threads <= MAX_THREADS, f"must be in [0, {MAX_THREADS}]"),
         ("log_every", r.log_every > 0, "must be positive"),
         ("sample_every", r.sample_every > 0, "must be positive"),
         ("checkpoint_every", r.checkpoint_every > 0, "must be positive"),
         ("keep_checkpoints", r.keep_checkpoints > 0, "must be positive"),
         ("eval_every", r.eval_every >= 0, "must be non-negative"),
-        ("eval_samples", r.eval_samples >= 10, "must be at least 10"),
-        ("name", "/" not in r.name and r.name not in (".", ".."), "must be a plain folder name"),
+        ("eval_samples", 10 <= r.eval_samples <= MAX_EVAL_SAMPLES, f"must be in [10, {MAX_EVAL_SAMPLES}]"),
+        ("name", "/" not in r.name and "\0" not in r.name and r.name not in (".", ".."),
+         "must be a plain folder name"),
+        *((key, not (folder and Path(folder).expanduser().is_file()), "must name a folder, not a file")
+          for key, folder in (("data_dir", d.data_dir), ("cache_dir", d.cache_dir),
+                              ("evaluator_cache", r.evaluator_cache))),
     ]
     for key, ok, rule in checks:
         if not ok:
             section = FIELDS[key][0]
             value = getattr(getattr(config, section), key)
             raise ConfigError(f"config key '{key}' {rule}, got {value!r}")
+    for keys, widths in (("latent_dim and generator_hidden", [m.latent_dim, *m.generator_hidden, m.image_dim]),
+                         ("discriminator_hidden", [m.image_dim, *m.discriminator_hidden, 1])):
+        parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in itertools.pairwise(widths))
+        if parameters > MAX_PARAMETERS:  # a typo's extra zeros, not a model: refuse before allocating it
+            raise ConfigError(f"config keys {keys} give layer widths {widths}: {parameters:,} parameters, "
+                              f"over the limit of {MAX_PARAMETERS:,}")
     return config
+
+
+MAX_THREADS = 1024  # far above any machine's cores; torch fails or crashes on 10**5
+MAX_EVAL_SAMPLES = 1_000_000  # about 3 GB of float32 images
+MAX_PARAMETERS = 1 << 28  # per network: 1 GiB of float32 weights, several times that with gradients and Adam
 
 
 # Named starting points, applied before a config file and the command line.
@@ -254,7 +277,7 @@ PRESETS = {
     # The original chapter's settings (TensorFlow 1 defaults): Adam 0.001 with betas 0.9 / 0.999,
     # Glorot-uniform weights with zero biases, latents uniform in [-1, 1], batch 100, 100 epochs.
     "book": {"generator_lr": 0.001, "discriminator_lr": 0.001, "beta1": 0.9, "beta2": 0.999,
-             "init": "glorot_uniform", "latent_distribution": "uniform", "batch_size": 100, "epochs": 100,
+             "init": "glorot_uniform", "latent_distribution": UNIFORM, "batch_size": 100, "epochs": 100,
              "ema_decay": 0.0, "lr_decay_start": 1.0, "augment_shift": 0, "r1_gamma": 0.0},
     # Both dense stacks twice as wide (256 hidden units), 3,000 epochs, and the rates it was measured
     # with: closer to the real-data floor, at about twice the default run's time (README, "Presets").
@@ -262,7 +285,6 @@ PRESETS = {
              "generator_lr": 4e-4, "discriminator_lr": 2e-4},
 }
 
-LATENT_DISTRIBUTIONS = ("normal", "uniform")
 INITS = ("torch", "glorot_uniform", "normal_0.02")
 DATASETS = ("bundled", "mnist")
 
@@ -304,6 +326,8 @@ def parse_command_line(argv: list[str]) -> CommandLine:
             raise ConfigError(f"unexpected argument '{token}': options look like --key value")
         key, has_value, value = token[2:].partition("=")
         key = key.replace("-", "_")
+        if key not in FIELDS and key not in ("config", "preset", "resume"):
+            raise _unknown_key(key, "the command line")  # before asking for its value
         if not has_value:
             is_flag = FIELDS.get(key, (None, None))[1] is bool
             next_is_value = i + 1 < len(argv) and not argv[i + 1].startswith("--")
@@ -313,6 +337,8 @@ def parse_command_line(argv: list[str]) -> CommandLine:
                 value = "true"
             else:
                 raise ConfigError(f"option '--{key}' needs a value")
+        if key in ("config", "preset", "resume") and not value:  # '--resume ""' must not start a new run
+            raise ConfigError(f"option '--{key}' needs a value, got an empty one")
         if key == "config":
             config_file = value
         elif key == "preset":

@@ -11,10 +11,10 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from ganpack.errors import DataError
+from training.errors import DataError
 
 # Tried in order. torchvision lists yann.lecun.com and the PyTorch CI bucket; yann.lecun.com has
 # answered 403 since 2024, so it goes last. The CVDF bucket (used by TensorFlow's examples) is a

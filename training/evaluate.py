@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganpack.errors import ConfigError, run_command
+from ganpack.contract import IMAGE_DIM, MANIFEST_FILE
+from ganpack.errors import run_command
 from training import mnist
 from training.classifier import load_or_train, split
+from training.config import MAX_EVAL_SAMPLES
+from training.errors import ConfigError
 from training.metrics import all_metrics
 
 COLUMNS = ("frechet_distance", "classifier_score", "rarest_class_fraction", "precision", "recall", "samples")
@@ -30,7 +33,7 @@ def generated_images(source: str, samples: int, seed: int) -> tuple[torch.Tensor
     import ganpack
 
     path = Path(source)
-    if (path / "model" / "manifest.json").is_file():
+    if (path / "model" / MANIFEST_FILE).is_file():
         path = path / "model"
     model = ganpack.load(path)
     images = model.sample(samples, seed=seed, output="float").reshape(samples, -1)
@@ -51,7 +54,7 @@ class Evaluator:
 
     def report(self, images: torch.Tensor) -> dict:
         """Metric rows for `images` and the two references, as {"generated", "real", "noise"}."""
-        noise = torch.rand(len(images), 784, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        noise = torch.rand(len(images), IMAGE_DIM, generator=torch.Generator().manual_seed(0)) * 2 - 1
         return {"generated": self.metrics(images), "real": self.metrics(self.classifier.held_out_images),
                 "noise": self.metrics(noise), "classifier_accuracy": self.classifier.held_out_accuracy}
 
@@ -73,23 +76,50 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints the usage too; run_command prints one line
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def _checked_outputs(args) -> Path:
+    """Check --json and --cache-dir before minutes of work; returns the cache folder, created."""
+    if args.json:
+        report = Path(args.json)
+        if report.is_dir():
+            raise ConfigError(f"--json '{report}' is a folder")
+        if not report.parent.is_dir():
+            raise ConfigError(f"--json '{report}': '{report.parent}' is not a folder")
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise ConfigError(f"--cache-dir '{cache_dir}' is a file")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, or no permission
+        raise ConfigError(f"--cache-dir '{cache_dir}' cannot be created: {error.strerror or error}") from None
+    return cache_dir
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("source", help="a model package folder or .zip, or a run folder")
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default="", help="where the classifier is cached")
     parser.add_argument("--json", default="", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
-    if args.samples < 10:
-        raise ConfigError(f"--samples must be at least 10, got {args.samples}")
+    if not 10 <= args.samples <= MAX_EVAL_SAMPLES:
+        raise ConfigError(f"--samples must be in [10, {MAX_EVAL_SAMPLES}], got {args.samples}")
     images, training_config = generated_images(args.source, args.samples, args.seed)
+    cache_dir = _checked_outputs(args)  # after the source: a missing model creates no cache folder
     data = training_config.get("data", {})
-    rows = evaluate(images, data.get("data", "bundled"), data.get("data_dir", ""), args.cache_dir,
+    rows = evaluate(images, data.get("data", "bundled"), data.get("data_dir", ""), str(cache_dir),
                     log=lambda message: print(message, file=sys.stderr))
     print(table(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+        except OSError as error:
+            raise ConfigError(f"cannot write --json '{args.json}': {error.strerror or error}") from None
     return 0
 
 

@@ -63,7 +63,8 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: 
 
 
 def all_metrics(classifier, images: torch.Tensor, real_features: torch.Tensor) -> dict:
-    """Every metric for images (N, 784) in [-1, 1], against the held-out real features."""
+    """Every metric for images (N, 784) in [-1, 1], against real_features: the features of the
+    classifier's training split (training/evaluate.py's Evaluator), not its held-out images."""
     probabilities, features = classifier.predict(images)
     histogram = class_histogram(probabilities)
     precision, recall = precision_recall(real_features, features)

@@ -10,13 +10,15 @@ import math
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ganpack.errors import ConfigError, DataError
+from ganpack.contract import IMAGE_SIDE, PIXEL_SCALE
 from training.download import DEFAULT_MIRRORS, download_file, file_digest
+from training.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import torch
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------- constants
 
 IDX_UINT8 = 0x08  # the only IDX element type we read; MNIST uses nothing else
-IMAGE_SIDE = 28
 NUM_CLASSES = 10
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 1 << 20
@@ -226,7 +227,7 @@ def load_dataset(
 # ---------------------------------------------------------------------------- training tensor
 
 
-def to_training_tensor(images: np.ndarray, device) -> "torch.Tensor":
+def to_training_tensor(images: np.ndarray, device) -> torch.Tensor:
     """uint8 images (N, 28, 28) -> float32 (N, 784) on `device`, scaled [0, 255] -> [-1, 1].
 
     The whole set becomes one device tensor, so the training loop slices batches without copies.
@@ -238,6 +239,7 @@ def to_training_tensor(images: np.ndarray, device) -> "torch.Tensor":
     # Move the uint8 bytes (4x smaller than float32), then convert on the device.
     pixels = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # (N, 28, 28) uint8
     flat = pixels.reshape(len(images), -1).to(torch.float32)  # (N, 784), a fresh copy
-    # In place: no second (N, 784) temporary. Even where a backend divides by multiplying with
-    # float32(1 / 127.5), 0 -> -1.0 and 255 -> 1.0 come out exact.
-    return flat.div_(127.5).sub_(1.0)
+    # In place: no second (N, 784) temporary. On the CPU this is ganpack.contract.from_uint8 bit for
+    # bit (tests/test_contract.py); even where a backend divides by multiplying with float32(1 / 127.5),
+    # 0 -> -1.0 and 255 -> 1.0 come out exact.
+    return flat.div_(PIXEL_SCALE).sub_(1.0)

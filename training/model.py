@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganpack.contract import LATENT_PARAMETERS, NORMAL
+from ganpack.latents import scale_offset
 from training.config import ModelConfig
 
 
@@ -26,7 +28,7 @@ class DenseStack(nn.Module):
     def __init__(self, widths: list[int], alpha: float):
         super().__init__()
         self.alpha = alpha
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
@@ -79,11 +81,17 @@ def build_models(config: ModelConfig) -> tuple[Generator, Discriminator]:
 
 def sample_latent(batch: int, config: ModelConfig, generator: torch.Generator,
                   device: torch.device) -> torch.Tensor:
-    """z of shape (batch, latent_dim) from the configured distribution, drawn on `device`."""
+    """z of shape (batch, latent_dim), drawn on `device` by torch from the configured distribution
+    with the parameters the package records (ganpack.contract.LATENT_PARAMETERS): N(0, 1) or
+    U(-1, 1). A standard draw, then * scale + offset as ganpack.latents does (both exact here)."""
     shape = (batch, config.latent_dim)
-    if config.latent_distribution == "normal":
-        return torch.randn(shape, generator=generator, device=device)
-    return torch.rand(shape, generator=generator, device=device) * 2.0 - 1.0  # U(-1, 1)
+    distribution = config.latent_distribution
+    scale, offset = (float(v) for v in scale_offset(distribution, LATENT_PARAMETERS[distribution]))
+    if distribution == NORMAL:
+        z = torch.randn(shape, generator=generator, device=device)
+    else:
+        z = torch.rand(shape, generator=generator, device=device)
+    return z.mul_(scale).add_(offset)
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -4,14 +4,14 @@ Several processes: `torchrun --nproc_per_node=N -m training.run ...` (Distribute
 Ctrl-C or SIGTERM saves a checkpoint at the current step; `--resume RUN_DIR` continues from it.
 """
 
+import shutil
 import signal
 import sys
 from pathlib import Path
 
-from ganpack.errors import ConfigError, run_command
-from training import checkpoint
+from ganpack.errors import run_command
 from training.config import TrainConfig, parse_command_line, set_value, usage, validate
-from training.distributed import close_world, init_world
+from training.errors import ConfigError
 from training.rundir import new_run_dir, write_config
 
 # On resume the model, optimizer and data must stay as they were; these may change.
@@ -47,12 +47,15 @@ def restore_handlers(previous: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from training.trainer import Trainer  # torch is imported here, after the arguments are checked
-
     if "-h" in argv or "--help" in argv:
         print(usage())
         return 0
     command_line = parse_command_line(argv)
+    # torch is imported here, after the arguments are checked: a mistake is reported at once
+    from training import checkpoint
+    from training.distributed import close_world, init_world
+    from training.trainer import Trainer
+
     world = init_world()
     say = print if world.is_main else (lambda *args, **kwargs: None)
     finished = False
@@ -70,7 +73,12 @@ def main(argv: list[str]) -> int:
                 if world.is_main else None
             if run_dir is not None:
                 write_config(run_dir, config.to_dict())
-        trainer = Trainer(config, run_dir, world, resume_state=state)
+        try:
+            trainer = Trainer(config, run_dir, world, resume_state=state)
+        except BaseException:  # no device, no data, a batch too big: a retry must not find the name taken
+            if state is None and run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         say(f"device: {trainer.device}" + (f" x {world.size} processes" if world.distributed else "")
             + f"; {len(trainer.data)} images, {trainer.steps_per_epoch} steps per epoch, "
             f"global batch {trainer.global_batch}; run folder: {run_dir}")
@@ -86,7 +94,9 @@ def main(argv: list[str]) -> int:
         say(f"done: {trainer.epochs} epochs, {trainer.step} steps in {trainer.elapsed:.0f} s. "
             f"Samples: {run_dir and run_dir / 'samples' / 'final.png'}")
         if config.run.export and world.is_main:
-            from export.package import write_package  # onnx and onnxruntime load only here
+            # training's one import of export (tests/test_layering.py), here so that onnx and
+            # onnxruntime load only when a package is written
+            from export.package import write_package
 
             package = write_package(trainer.state(), run_dir / "model", overwrite=True, log=say,
                                     quality=trainer.final_quality)

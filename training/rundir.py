@@ -13,17 +13,25 @@ import shutil
 import time
 from pathlib import Path
 
-from ganpack.errors import TrainingError
+from training.errors import TrainingError
 
 
 def new_run_dir(out_dir: str, name: str, overwrite: bool) -> Path:
     """Create the folder for a fresh run; an existing one is kept unless `overwrite`."""
     run_dir = Path(out_dir) / (name or time.strftime("%Y%m%d-%H%M%S"))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TrainingError(f"run folder '{run_dir}' is a file; pick another --name or --out_dir")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise TrainingError(f"run folder '{run_dir}' already exists; pass --overwrite to replace "
                                 f"it, --resume {run_dir} to continue it, or --name to pick another")
-        shutil.rmtree(run_dir)
+        if not ((run_dir / "config.json").is_file() or (run_dir / "samples").is_dir()):
+            # --overwrite replaces a run, never some other folder a typo in --out_dir or --name named
+            raise TrainingError(f"'{run_dir}' is not a run folder (no config.json); not replacing it")
+        try:
+            shutil.rmtree(run_dir)
+        except OSError as error:
+            raise TrainingError(f"cannot replace run folder '{run_dir}': {error.strerror or error}") from None
     try:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -109,7 +117,7 @@ def plot_quality(quality_path: Path, out_path: Path) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     for axis, key, label in zip(axes, ("frechet_distance", "classifier_score", "rarest_class_fraction"),
                                 ("Frechet distance (lower is better)", "classifier score (max 10)",
-                                 "rarest class fraction (0.1 is even)")):
+                                 "rarest class fraction (0.1 is even)"), strict=True):
         axis.plot(epochs, [r[key] for r in records], marker="o")
         axis.set(xlabel="epoch", title=label)
         axis.grid(alpha=0.3)

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ganpack.errors import ConfigError, TrainingError
 from training import checkpoint, mnist
+from training.augment import translate
 from training.config import TrainConfig
 from training.distributed import World, sum_over_ranks
-from training.augment import translate
+from training.errors import ConfigError, TrainingError
 from training.losses import discriminator_loss, generator_loss, r1_penalty
 from training.model import build_models, sample_latent
 from training.rundir import MetricsLog, plot_metrics, plot_quality
@@ -42,7 +42,13 @@ def resolve_device(name: str, world: World) -> torch.device:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device '{name}' requested but CUDA is not available")
-        return torch.device("cuda", world.local_rank) if world.distributed else torch.device(name)
+        if world.distributed:
+            return torch.device("cuda", world.local_rank)
+        index = int(name[len("cuda:"):] or 0)  # the config allows only "cuda" and "cuda:<digits>"
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{name}' requested but this machine has "
+                              f"{torch.cuda.device_count()} CUDA device(s)")
+        return torch.device(name)
     if name == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device 'mps' requested but MPS is not available")
     return torch.device(name)
@@ -218,7 +224,7 @@ class Trainer:
             # Warm-up: early on the average would mostly remember the random initial weights.
             decay = min(cfg.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
             with torch.no_grad():
-                for average, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+                for average, current in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
                     average.lerp_(current, 1.0 - decay)
         return torch.stack([loss_d, loss_g, real_prob.mean(), fake_prob.mean()]).detach()
 

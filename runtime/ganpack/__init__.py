@@ -6,13 +6,12 @@
     ganpack.save_grid(digits, "digits.png")
 """
 
-from ganpack.backends import available_backends
-from ganpack.errors import (ConfigError, DataError, ExportError, GanpackError, InputError, PackageError,
-                            TrainingError)
+from ganpack.backends import BackendError, available_backends
+from ganpack.errors import GanpackError, InputError, PackageError
 from ganpack.grid import save_grid
 from ganpack.model import Model, load
 
-__version__ = "0.2.0"
+__version__ = "0.2.0"  # the one place: pyproject.toml reads it, export records it in each manifest
 
-__all__ = ["ConfigError", "DataError", "ExportError", "GanpackError", "InputError", "Model", "PackageError",
-           "TrainingError", "__version__", "available_backends", "load", "save_grid"]
+__all__ = ["BackendError", "GanpackError", "InputError", "Model", "PackageError", "__version__", "available_backends",
+           "load", "save_grid"]

@@ -1,125 +1,218 @@
 """The `ganpack` command: sample, score, info, interpolate.
 
     ganpack sample -n 64 -o digits.png          # a PNG grid (or .npy: uint8 (n, 28, 28))
-    ganpack score images.npy                    # discriminator probability per image
-    ganpack info                                # manifest, backends, CPU features in use
+    ganpack score digits.npy                    # discriminator probability per image
+    ganpack info                                # manifest, quality, backends, CPU features in use
     ganpack interpolate -o walk.png --seeds 1 2 --steps 10
+
+A user's mistake (a malformed number, a missing file, an unwritable folder, an image of the
+wrong kind) ends in one line on stderr and exit status 2, never a traceback: argparse's errors
+are made one line, every other check raises InputError or PackageError (errors.run_command).
+Everything that can be checked before the model loads is checked first.
 """
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
+from ganpack import __version__
+from ganpack.backends import PREFERENCE
+from ganpack.contract import IMAGE_DIM, IMAGE_SHAPE
 from ganpack.errors import InputError, run_command
+from ganpack.latents import MAX_SEED
+from ganpack.model import STREAM_ROWS, Model, load
+from ganpack.npy import check_space, write_npy
+
+MAX_GRID_IMAGES = 10_000  # a PNG grid of more is not for looking at; .npy takes any n, streamed
 
 
-def _model(args):
-    from ganpack.model import load
+# ---------------------------------------------------------------------------------------------
+# arguments: every number is checked by argparse, so its error names the option and the value
 
-    model = load(args.model, backend=args.backend)
-    print(f"model: {model.path} (backend: {model.backend})", file=sys.stderr)
-    return model
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's default prints the usage too: one line is enough
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _write_images(images: np.ndarray, out: str, columns: int = 0) -> None:
-    from ganpack.grid import save_grid
+def _integer(low: int, high: int, expected: str) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return check
 
-    path = _output_path(out)
-    try:
-        if path.suffix == ".npy":
-            np.save(path, images)
-        else:
-            save_grid(images, path, columns=columns)
-    except OSError as error:  # a full disk, no permission, a folder where the file should go
-        raise InputError(f"cannot write '{out}': {error.strerror or error}") from None
-    print(f"wrote {len(images)} images to {path}", file=sys.stderr)
+
+COUNT = _integer(1, sys.maxsize, "a positive integer")
+SEED = _integer(0, MAX_SEED, "an integer from 0 to 2**64 - 1")
+STEPS = _integer(2, MAX_GRID_IMAGES, f"an integer from 2 to {MAX_GRID_IMAGES:,}")
 
 
 def _output_path(out: str) -> Path:
-    """Checked before any work is done: a known suffix, and a folder that exists."""
+    """Checked before any work is done: a known suffix, a writable folder that exists."""
     path = Path(out)
-    if path.suffix not in (".npy", ".png"):
+    folder = path.parent
+    if path.suffix.lower() not in (".npy", ".png"):
         raise InputError(f"output '{out}' must end in .png (a grid) or .npy (an array)")
-    if not path.parent.is_dir():
-        raise InputError(f"output folder '{path.parent}' does not exist (for '{out}')")
+    if path.is_dir():
+        raise InputError(f"output '{out}' is a folder; name a file in it, such as '{path / 'digits.png'}'")
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"output folder '{folder}' {state} (for '{out}')")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"output folder '{folder}' is not writable (for '{out}')")
     return path
 
 
-def sample(args) -> int:
-    if args.n < 1:
-        raise InputError(f"-n must be at least 1, got {args.n}")
-    _output_path(args.out)
-    model = _model(args)
-    try:
-        images = model.sample(args.n, seed=args.seed)
-    except MemoryError:
-        raise InputError(f"-n {args.n}: {args.n * model.image_dim / 2**30:.1f} GiB of pixels do not fit in "
-                         "memory; sample fewer at a time") from None
-    _write_images(images, args.out)
+def _model(args: argparse.Namespace) -> Model:
+    if args.model is not None and not Path(args.model).exists():
+        raise InputError(f"--model '{args.model}' does not exist")
+    return load(args.model, backend=args.backend)
+
+
+def _done(what: str, model: Model) -> None:
+    print(f"{what} (model: {model.path}, backend: {model.backend})", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# sample and interpolate
+
+def sample(args: argparse.Namespace) -> int:
+    path = _output_path(args.out)
+    if path.suffix.lower() == ".png":
+        if args.n > MAX_GRID_IMAGES:
+            raise InputError(f"-n {args.n}: a PNG grid holds at most {MAX_GRID_IMAGES:,} digits; "
+                             "write a .npy array for more (-o digits.npy)")
+        model = _model(args)
+        _write_png(model.sample(args.n, seed=args.seed), path)
+    else:
+        check_space(path, (args.n, *IMAGE_SHAPE), f"-n {args.n}")
+        model = _model(args)
+        write_npy(path, (args.n, *IMAGE_SHAPE), model.sample_chunks(args.n, seed=args.seed))
+    _done(f"wrote {args.n} images to {path}", model)
     return 0
 
 
-def score(args) -> int:
+def interpolate(args: argparse.Namespace) -> int:
+    path = _output_path(args.out)
     model = _model(args)
-    for name in args.images:
-        images = _read_images(name)
-        for index, probability in enumerate(model.score(images)):
-            print(f"{name}[{index}]\t{probability:.6f}")
+    start, end = (model.latents(1, seed=seed)[0] for seed in args.seeds)
+    weights = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
+    images = model.generate((1 - weights) * start + weights * end)  # a straight line in z, (steps, 28, 28)
+    if path.suffix.lower() == ".png":
+        _write_png(images, path, columns=args.steps)
+    else:
+        write_npy(path, images.shape, [images])
+    _done(f"wrote {args.steps} images to {path}", model)
+    return 0
+
+
+def _write_png(images: np.ndarray, path: Path, columns: int = 0) -> None:
+    from ganpack.grid import save_grid
+
+    try:
+        save_grid(images, path, columns=columns)
+    except OSError as error:
+        raise InputError(f"cannot write '{path}': {error.strerror or error}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# score
+
+def score(args: argparse.Namespace) -> int:
+    images = {name: _read_images(name) for name in args.images}  # every file checked before any work
+    model = _model(args)
+    count = 0
+    for name, array in images.items():
+        for first in range(0, len(array), STREAM_ROWS):  # a memory-mapped .npy is read a chunk at a time
+            try:  # the error names a huge or non-finite value; numpy's overflow warnings would only repeat it
+                with np.errstate(over="ignore", invalid="ignore"):
+                    probabilities = model.score(np.asarray(array[first:first + STREAM_ROWS]))
+            except InputError as error:
+                raise InputError(f"'{name}': {error}") from None
+            for index, probability in enumerate(probabilities, start=first):
+                print(f"{name}[{index}]\t{probability:.6f}")
+        count += len(array)
+    _done(f"scored {count} images", model)
     return 0
 
 
 def _read_images(name: str) -> np.ndarray:
-    """A .npy array ((n, 28, 28) or (n, 784), uint8 or floats in [-1, 1]) or a 28x28 PNG."""
+    """A .npy array ((n, 28, 28) or (n, 784), uint8 or real numbers) or one 28x28 grayscale PNG."""
+    from ganpack.png import read_png
+
     path = Path(name)
+    if path.is_dir():
+        raise InputError(f"image file '{name}' is a folder")
     if not path.is_file():
         raise InputError(f"image file '{name}' does not exist")
-    if path.suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)  # never unpickle: loading must not run code
-        except ValueError as error:
-            raise InputError(f"'{name}' is not a plain numpy array file: {error}") from None
-    if path.suffix == ".png":
-        try:
-            from PIL import Image
-        except ImportError:  # the runtime wheel does not depend on Pillow
-            raise InputError(f"reading '{name}' needs Pillow (pip install pillow); or pass the images as a "
-                             ".npy array") from None
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        pixels = read_png(path)
+        if pixels.shape != IMAGE_SHAPE:
+            raise InputError(f"'{name}' is {pixels.shape[1]}x{pixels.shape[0]} pixels; score reads one 28x28 "
+                             "digit per PNG (for many, score a .npy array: ganpack sample -o digits.npy)")
+        return pixels[None]
+    if suffix != ".npy":
+        raise InputError(f"image file '{name}' must be .npy or .png")
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(6)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)  # never unpickle: loading must not run code
+    except (ValueError, OSError, EOFError) as error:
+        raise InputError(f"'{name}' is not a plain numpy array file: {error}") from None
+    if magic != b"\x93NUMPY" or not isinstance(array, np.ndarray):
+        raise InputError(f"'{name}' is not a plain numpy array file")
+    if not (array.ndim == 3 and array.shape[1:] == IMAGE_SHAPE or array.ndim == 2 and array.shape[1] == IMAGE_DIM):
+        raise InputError(f"'{name}' holds an array of shape {array.shape}; score takes (n, 28, 28) or (n, 784)")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number) or np.issubdtype(
+            array.dtype, np.complexfloating):
+        raise InputError(f"'{name}' holds {array.dtype} values; score takes uint8 pixels or floats in [-1, 1]")
+    if len(array) == 0:
+        raise InputError(f"'{name}' holds no images")
+    return array
 
-        picture = Image.open(path).convert("L")
-        if picture.size != (28, 28):
-            raise InputError(f"'{name}' is {picture.size[0]}x{picture.size[1]}; score takes 28x28 digits")
-        return np.asarray(picture, dtype=np.uint8)[None]
-    raise InputError(f"image file '{name}' must be .npy or .png")
 
+# ---------------------------------------------------------------------------------------------
+# info
 
-def info(args) -> int:
+def info(args: argparse.Namespace) -> int:
     from ganpack.backends import available_backends
-    from ganpack.model import load
 
-    model = load(args.model, backend=args.backend)
+    model = _model(args)
     manifest = model.manifest
+    latent, parity = manifest.latent, manifest.parity
     facts = {
+        "ganpack": __version__,
         "package": str(model.path),
         "format": f"{manifest.format} v{manifest.format_version}",
-        "latent": {"dim": manifest.latent.dim, "distribution": manifest.latent.distribution,
-                   **manifest.latent.parameters, "generator": manifest.latent.generator},
+        "latent": {"dim": latent.dim, "distribution": latent.distribution, **latent.parameters,
+                   "generator": latent.generator},
         "generator": {"layers": manifest.generator.layer_widths, "alpha": manifest.generator.leaky_relu_alpha,
                       "weights": manifest.generator_weights},
         "discriminator": {"layers": manifest.discriminator.layer_widths},
-        "trained": {k: manifest.provenance.get(k) for k in ("steps", "epochs", "dataset", "seed")},
-        "parity_max_abs_diff": manifest.parity.get("max_abs_diff"),
+        "trained": {key: manifest.provenance.get(key) for key in
+                    ("steps", "epochs", "dataset", "seed", "exported_at", "ganpack_version")},
+        "parity": {key: parity.get(key) for key in ("reference", "runtime", "inputs", "tolerance", "max_abs_diff")},
+        "quality": manifest.quality,
         "backends_available": available_backends(),
         "backend_in_use": model.backend,
         "cpu_features": _cpu_features(),
     }
-    print(json.dumps(facts, indent=2))
+    print(json.dumps(facts, indent=2) if args.json else _describe(facts))
     return 0
 
 
-def _cpu_features() -> dict:
+def _cpu_features() -> dict[str, str]:
     try:
         from ganpack.backends.c_backend import kernel_isa
     except ImportError:
@@ -127,50 +220,96 @@ def _cpu_features() -> dict:
     return {"c_kernel_isa": kernel_isa()}
 
 
-def interpolate(args) -> int:
-    if args.steps < 2:
-        raise InputError(f"--steps must be at least 2, got {args.steps}")
-    _output_path(args.out)
-    model = _model(args)
-    start, end = (model.latents(1, seed=seed)[0] for seed in args.seeds)
-    weights = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
-    z = (1 - weights) * start + weights * end  # (steps, latent_dim), a straight line in z
-    _write_images(model.generate(z), args.out, columns=args.steps)
-    return 0
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return " ".join(_number(v) for v in value)
+    return str(value)
 
+
+def _describe(facts: dict[str, Any]) -> str:
+    """The facts as aligned `key  value` lines, then the parity and quality figures as short tables."""
+    latent, trained, parity = facts["latent"], facts["trained"], facts["parity"]
+    parameters = ", ".join(f"{k}={_number(v)}" for k, v in latent.items() if k not in ("dim", "distribution",
+                                                                                       "generator"))
+    backends = [f"{b} (in use)" if b == facts["backend_in_use"] else b for b in facts["backends_available"]]
+    rows = [
+        ("ganpack", facts["ganpack"]),
+        ("package", f"{facts['package']} ({facts['format']})"),
+        ("latent", f"{latent['dim']} values, {latent['distribution']}({parameters}), stream {latent['generator']}"),
+        ("generator", (f"{' -> '.join(map(str, facts['generator']['layers']))}, leaky_relu alpha "
+                       f"{facts['generator']['alpha']}, {facts['generator']['weights']} weights")),
+        ("discriminator", " -> ".join(map(str, facts["discriminator"]["layers"]))),
+        ("trained", ", ".join(f"{k} {_number(v)}" for k, v in trained.items() if v is not None) or "unknown"),
+        ("backends", ", ".join(backends)),
+        ("cpu", ", ".join(f"{k} {v}" for k, v in facts["cpu_features"].items())),
+    ]
+    lines = [f"{key:<15}{value}" for key, value in rows]
+    if parity.get("max_abs_diff"):
+        lines += ["", (f"parity: max abs difference, {parity.get('runtime')} against {parity.get('reference')} "
+                       f"({parity.get('inputs')} inputs, tolerance {_number(parity.get('tolerance'))})")]
+        lines += [f"  {key:<28}{_number(value)}" for key, value in parity["max_abs_diff"].items()]
+    quality = facts["quality"]
+    if not quality:
+        return "\n".join(lines + ["", "quality: not measured for this package"])
+    real = quality.get("reference_real", {})
+    lines += ["", f"quality{'':<24}{'model':>12}" + (f"{'real images':>14}" if real else "")]
+    for key, value in quality.items():
+        if key != "reference_real" and not isinstance(value, list):
+            lines.append(f"  {key:<29}{_number(value):>12}" + (f"{_number(real[key]):>14}" if key in real else ""))
+    for key, value in quality.items():  # lists (the class histogram) on lines of their own
+        if isinstance(value, list):
+            lines.append(f"  {key:<29}{_number(value)}" + (f"\n  {'(real images)':<29}{_number(real[key])}"
+                                                           if key in real else ""))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="ganpack", description="Sample and score ganpack model packages.")
+    top = _Parser(prog="ganpack", description="Sample and score ganpack model packages.")
+    top.add_argument("--version", action="version", version=f"ganpack {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
 
-    def command(name, handler, help_text):
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--model", default=None, help="model package folder (default: the one inside ganpack)")
-        sub.add_argument("--backend", default="auto", help="c, onnxruntime, numpy or auto (default)")
+        sub.add_argument("--model", default=None, help="model package folder or .zip (default: the one inside "
+                                                      "ganpack)")
+        sub.add_argument("--backend", default="auto", choices=["auto", *PREFERENCE],
+                         help="which backend runs the networks (default: auto, the fastest available)")
         sub.set_defaults(handler=handler)
         return sub
 
     s = command("sample", sample, "generate digits into a PNG grid or a .npy array")
-    s.add_argument("-n", type=int, default=64, help="how many (default 64)")
+    s.add_argument("-n", type=COUNT, default=64, help=f"how many (default 64; a PNG grid takes at most "
+                                                      f"{MAX_GRID_IMAGES:,}, .npy any number, streamed to disk)")
     s.add_argument("-o", "--out", default="digits.png", help="output .png or .npy (default digits.png)")
-    s.add_argument("--seed", type=int, default=None, help="seed for the latents (default: fresh randomness)")
+    s.add_argument("--seed", type=SEED, default=None, help="seed for the latents, 0 to 2**64 - 1 "
+                                                           "(default: fresh randomness)")
     c = command("score", score, "print the discriminator's probability that each image is real")
-    c.add_argument("images", nargs="+", help=".npy arrays or 28x28 PNG files")
-    command("info", info, "describe the model package, the backends and the CPU features in use")
-    i = command("interpolate", interpolate, "a PNG strip walking in a straight line between two latents")
-    i.add_argument("-o", "--out", default="interpolation.png")
-    i.add_argument("--seeds", type=int, nargs=2, default=(1, 2), metavar=("A", "B"))
-    i.add_argument("--steps", type=int, default=10)
+    c.add_argument("images", nargs="+", help=".npy arrays ((n, 28, 28) or (n, 784)) or 28x28 grayscale PNGs")
+    i = command("info", info, "describe the model package (its quality figures too), the backends and the CPU")
+    i.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    w = command("interpolate", interpolate, "a PNG strip walking in a straight line between two latents")
+    w.add_argument("-o", "--out", default="interpolation.png", help="output .png or .npy")
+    w.add_argument("--seeds", type=SEED, nargs=2, default=(1, 2), metavar=("A", "B"), help="the two ends' seeds")
+    w.add_argument("--steps", type=STEPS, default=10, help=f"images along the line, 2 to {MAX_GRID_IMAGES:,}")
     return top
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.handler(args)
+    status: int = args.handler(args)
+    return status
 
 
 def entry_point() -> None:
-    run_command(main, sys.argv[1:])
+    try:
+        run_command(main, sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C: a partial .npy has been removed; no traceback
+        print("ganpack: interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

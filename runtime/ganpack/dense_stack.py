@@ -6,13 +6,20 @@ from its single input: Gemm (or MatMul then Add), optionally followed by one act
 UnsupportedGraphError naming the first node that does not fit: never silently ignored.
 """
 
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
+from ganpack.contract import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 from ganpack.errors import PackageError
 
-ACTIVATIONS = {"LeakyRelu": "leaky_relu", "Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid"}
+if TYPE_CHECKING:  # onnx is imported only when a graph is read
+    import onnx
+
+ACTIVATIONS = {"LeakyRelu": LEAKY_RELU, "Relu": RELU, "Tanh": TANH, "Sigmoid": SIGMOID}  # ONNX op -> our name
 
 
 class UnsupportedGraphError(PackageError):
@@ -21,31 +28,31 @@ class UnsupportedGraphError(PackageError):
 
 @dataclass
 class Layer:
-    weight: np.ndarray  # (out, in) float32, C-contiguous
-    bias: np.ndarray  # (out,) float32
-    activation: str  # "identity", "leaky_relu", "relu", "tanh", "sigmoid"
+    weight: npt.NDArray[np.float32]  # (out, in), C-contiguous
+    bias: npt.NDArray[np.float32]  # (out,)
+    activation: str  # one of ganpack.contract.ACTIVATIONS
     alpha: float = 0.0  # leaky_relu slope
 
 
 @dataclass
 class DenseStack:
-    layers: list
+    layers: list[Layer]
     input_name: str
     # graph output name -> "activated" (the last layer's activation applied) or "logits" (before it)
-    outputs: dict
+    outputs: dict[str, str]
 
     @property
-    def widths(self) -> list:
+    def widths(self) -> list[int]:
         return [self.layers[0].weight.shape[1]] + [layer.weight.shape[0] for layer in self.layers]
 
 
-def _attributes(node) -> dict:
+def _attributes(node: "onnx.NodeProto") -> dict[str, Any]:
     import onnx
 
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _check_attributes(node, allowed: dict) -> dict:
+def _check_attributes(node: "onnx.NodeProto", allowed: dict[str, object]) -> dict[str, Any]:
     """Attributes must be known, and those with a required value must have it."""
     values = _attributes(node)
     for name, value in values.items():
@@ -58,7 +65,7 @@ def _check_attributes(node, allowed: dict) -> dict:
     return values
 
 
-def from_onnx(model) -> DenseStack:
+def from_onnx(model: "onnx.ModelProto") -> DenseStack:
     """Convert an onnx.ModelProto into a DenseStack (weights copied out as float32)."""
     from onnx import numpy_helper
 
@@ -74,26 +81,27 @@ def from_onnx(model) -> DenseStack:
     inputs = [i.name for i in graph.input if i.name not in initializers]
     if len(inputs) != 1:
         raise UnsupportedGraphError(f"a dense stack has one input, this graph has {len(inputs)}: {inputs}")
-    consumers = {}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in dict.fromkeys(node.input):  # a node reading a tensor twice consumes it once
             consumers.setdefault(name, []).append(node)
 
-    def only_consumer(tensor: str):
+    def only_consumer(tensor: str) -> "onnx.NodeProto | None":
         nodes = consumers.get(tensor, [])
         if len(nodes) > 1:
             raise UnsupportedGraphError(f"tensor '{tensor}' feeds {len(nodes)} nodes; a dense stack is a chain "
                                         f"(first: '{nodes[1].name}' ({nodes[1].op_type}))")
         return nodes[0] if nodes else None
 
-    def weight_of(node, name):
+    def weight_of(node: "onnx.NodeProto", name: str) -> npt.NDArray[np.float32]:
         if name not in initializers:
             raise UnsupportedGraphError(f"node '{node.name}' ({node.op_type}): '{name}' is not a constant weight")
         return initializers[name].astype(np.float32)
 
-    layers, tensor, logits_tensor = [], inputs[0], None
+    layers: list[Layer] = []
+    tensor, logits_tensor = inputs[0], None
     node = only_consumer(tensor)
-    visited = set()  # id() of every node the chain walked through
+    visited: set[int] = set()  # id() of every node the chain walked through
     while node is not None:
         visited.add(id(node))
         if node.op_type == "Gemm":
@@ -124,7 +132,7 @@ def from_onnx(model) -> DenseStack:
             raise UnsupportedGraphError(f"node '{node.name}': input width {weight.shape[1]} does not follow "
                                         f"the previous layer's {layers[-1].weight.shape[0]}")
         logits_tensor = node.output[0]
-        layer = Layer(np.ascontiguousarray(weight), np.ascontiguousarray(bias), "identity")
+        layer = Layer(np.ascontiguousarray(weight), np.ascontiguousarray(bias), IDENTITY)
         tensor, node = node.output[0], only_consumer(node.output[0])
         if node is not None and node.op_type in ACTIVATIONS:
             attrs = _check_attributes(node, {"alpha": None} if node.op_type == "LeakyRelu" else {})
@@ -140,7 +148,7 @@ def from_onnx(model) -> DenseStack:
     stray = [n for n in graph.node if id(n) not in visited]
     if stray:
         raise UnsupportedGraphError(f"unsupported node '{stray[0].name}' ({stray[0].op_type}) outside the dense chain")
-    outputs = {}
+    outputs: dict[str, str] = {}
     for output in graph.output:
         if output.name == tensor:
             outputs[output.name] = "activated"
@@ -151,7 +159,7 @@ def from_onnx(model) -> DenseStack:
     return DenseStack(layers, inputs[0], outputs)
 
 
-def load_dense_stack(path) -> DenseStack:
+def load_dense_stack(path: str | os.PathLike[str]) -> DenseStack:
     import onnx
 
     try:

@@ -1,27 +1,15 @@
-"""Exception types shared by every part of ganpack.
+"""The runtime's exception types: the errors the ganpack wheel raises.
 
 Each error names the offending value or file, so a user can act on it without a traceback.
+Training and export define their own (training/errors.py, export/errors.py), as subclasses of
+GanpackError, so run_command reports theirs in one line too.
 """
+
+from collections.abc import Callable
 
 
 class GanpackError(Exception):
     """Base class: catch this to catch every error ganpack raises on purpose."""
-
-
-class ConfigError(GanpackError, ValueError):
-    """An unknown, ill-typed or out-of-range configuration value."""
-
-
-class DataError(GanpackError):
-    """A data file that is missing, truncated, corrupt or fails its checksum."""
-
-
-class TrainingError(GanpackError):
-    """Training cannot go on (a NaN loss, an unusable run folder, a bad checkpoint)."""
-
-
-class ExportError(GanpackError):
-    """A model package could not be written or failed its checks at export time."""
 
 
 class PackageError(GanpackError):
@@ -32,7 +20,7 @@ class InputError(GanpackError, ValueError):
     """An argument of the wrong shape, type or value (NaN latents, n < 0, ...)."""
 
 
-def run_command(main, argv: list) -> None:
+def run_command(main: Callable[[list[str]], int], argv: list[str]) -> None:
     """Exit with main(argv)'s status; a GanpackError becomes one line on stderr and status 2,
     since a user needs the message, not a traceback."""
     import sys

@@ -1,18 +1,15 @@
 """Image grids: many 28x28 digits tiled into one PNG a person can look at."""
 
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ganpack.contract import IMAGE_DIM, IMAGE_SIDE, to_uint8
 from ganpack.errors import GanpackError
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Map floats in [-1, 1] to 8-bit pixels: round((x + 1) * 127.5), clipped to [0, 255]."""
-    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def tile(images: np.ndarray, columns: int = 0, padding: int = 2) -> np.ndarray:
@@ -20,8 +17,8 @@ def tile(images: np.ndarray, columns: int = 0, padding: int = 2) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise GanpackError(f"tile expects uint8 pixels, got dtype {images.dtype}; use to_uint8 first")
-    if images.ndim == 2 and images.shape[1] == 784:
-        images = images.reshape(-1, 28, 28)
+    if images.ndim == 2 and images.shape[1] == IMAGE_DIM:
+        images = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     if images.ndim != 3 or images.shape[0] == 0:
         raise GanpackError(f"tile expects a non-empty (N, 28, 28) or (N, 784) batch, got shape {images.shape}")
     count, height, width = images.shape
@@ -35,7 +32,7 @@ def tile(images: np.ndarray, columns: int = 0, padding: int = 2) -> np.ndarray:
     return mosaic
 
 
-def save_grid(images: np.ndarray, path, columns: int = 0, scale: int = 2) -> Path:
+def save_grid(images: np.ndarray, path: str | os.PathLike[str], columns: int = 0, scale: int = 2) -> Path:
     """Write a PNG grid; float images are taken to be in [-1, 1]. Returns the path written."""
     images = np.asarray(images)
     pixels = images if images.dtype == np.uint8 else to_uint8(images)

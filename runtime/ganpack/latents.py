@@ -16,7 +16,12 @@ depends on (seed, i) only: never on n, on chunking, or on threads.
 - Then value * scale + offset in float32 (normal: std, mean; uniform: high - low, low).
 """
 
+from collections.abc import Iterable
+
 import numpy as np
+import numpy.typing as npt
+
+from ganpack.contract import NORMAL
 
 GENERATOR = "ganpack-philox/1"  # the stream a format_version 2 package names in latent.generator
 LEGACY_GENERATOR = "numpy-pcg64"  # format_version 1 packages: numpy.random.default_rng(seed)
@@ -31,14 +36,18 @@ _F = np.float32
 _TWO_M24 = _F(float.fromhex("0x1p-24"))
 _SQRT2 = _F(float.fromhex("0x1.6a09e6p+0"))
 _LN2 = _F(float.fromhex("0x1.62e430p-1"))
-_ATANH = [_F(float.fromhex(h)) for h in ("0x1.c71c72p-4", "0x1.24924ap-3", "0x1.99999ap-3", "0x1.555556p-2")]  # 1/9 .. 1/3
+_ATANH = [_F(float.fromhex(h))
+          for h in ("0x1.c71c72p-4", "0x1.24924ap-3", "0x1.99999ap-3", "0x1.555556p-2")]  # 1/9 .. 1/3
 _SIN = [_F(float.fromhex(h)) for h in ("0x1.507834p-13", "-0x1.32d2ccp-8", "0x1.466bc6p-4", "-0x1.4abbcep-1",
                                        "0x1.921fb6p+0")]  # (pi/2)^k / k!, k = 9, 7, 5, 3, 1, alternating sign
 _COS = [_F(float.fromhex(h)) for h in ("-0x1.a6d1f2p-16", "0x1.e1f506p-11", "-0x1.55d3c8p-6", "0x1.03c1f0p-2",
                                        "-0x1.3bd3ccp+0")]  # (pi/2)^k / k!, k = 10, 8, 6, 4, 2, alternating sign
 
+Words = npt.NDArray[np.uint32]
+Floats = npt.NDArray[np.float32]
 
-def philox4x32_10(counter, key):
+
+def philox4x32_10(counter: Iterable[npt.ArrayLike], key: tuple[int, int]) -> tuple[Words, ...]:
     """Philox4x32-10 of 4 uint32 counter arrays (broadcastable) and a (k0, k1) key -> 4 uint32 arrays."""
     x0, x1, x2, x3 = (np.asarray(c, np.uint64) for c in counter)
     k0, k1 = int(key[0]), int(key[1])
@@ -51,12 +60,13 @@ def philox4x32_10(counter, key):
     return tuple(x.astype(np.uint32) for x in (x0, x1, x2, x3))
 
 
-def _unit(words):
+def _unit(words: Words) -> Floats:
     """uint32 -> float32 (w >> 8) * 2^-24 in [0, 1), exact."""
-    return (words >> np.uint32(8)).astype(np.float32) * _TWO_M24
+    unit: Floats = (words >> np.uint32(8)).astype(np.float32) * _TWO_M24  # numpy's stubs say Any
+    return unit
 
 
-def _log(u):
+def _log(u: Floats) -> Floats:
     """log of float32 u in (0, 1]: u = m 2^e with m in [sqrt(2)/2, sqrt(2)), log m = 2 atanh(s),
     s = (m - 1) / (m + 1), by its series to s^9 (|s| < 0.172: truncation below 1e-9)."""
     bits = u.view(np.uint32)
@@ -72,10 +82,11 @@ def _log(u):
     for c in _ATANH[1:]:
         p = p * s2 + c
     p = p * s2 + _F(1)
-    return exponent.astype(np.float32) * _LN2 + (s + s) * p
+    log_u: Floats = exponent.astype(np.float32) * _LN2 + (s + s) * p
+    return log_u
 
 
-def _cos_sin_turn(v):
+def _cos_sin_turn(v: Floats) -> tuple[Floats, Floats]:
     """cos and sin of 2 pi v for float32 v in [0, 1): t = 4v = q + f with q = round-half-even(t),
     f in [-1/2, 1/2] (exact), then Taylor polynomials of sin(pi f / 2) and cos(pi f / 2)
     (truncation below 2e-9) and a rotation by q quarter turns (a swap and signs: exact)."""
@@ -99,19 +110,19 @@ def _cos_sin_turn(v):
     return cos_t, sin_t
 
 
-def _words(seed: int, first_row: int, rows: int, blocks: int):
+def _words(seed: int, first_row: int, rows: int, blocks: int) -> tuple[Words, ...]:
     row = np.arange(first_row, first_row + rows, dtype=np.uint64)[:, None]  # (rows, 1)
     block = np.arange(blocks, dtype=np.uint64)[None, :]  # (1, blocks)
     return philox4x32_10((block, row & _MASK32, row >> np.uint64(32), np.uint64(0)),
                          (seed & 0xFFFFFFFF, seed >> 32))  # 4 x (rows, blocks)
 
 
-def _base(seed: int, first_row: int, rows: int, dim: int, distribution: str) -> np.ndarray:
+def _base(seed: int, first_row: int, rows: int, dim: int, distribution: str) -> Floats:
     """(rows, dim) float32 standard draws (N(0, 1) or U[0, 1)) before scale and offset."""
     blocks = -(-dim // 4)
     w0, w1, w2, w3 = _words(seed, first_row, rows, blocks)
-    if distribution == "normal":
-        values = []
+    if distribution == NORMAL:
+        values: list[Floats] = []
         for radius_words, angle_words in ((w0, w1), (w2, w3)):
             u = ((radius_words >> np.uint32(8)) + np.uint32(1)).astype(np.float32) * _TWO_M24  # (0, 1]
             radius = np.sqrt(_log(u) * _F(-2))
@@ -123,7 +134,7 @@ def _base(seed: int, first_row: int, rows: int, dim: int, distribution: str) -> 
 
 
 def draw_numpy(seed: int, first_row: int, rows: int, dim: int, distribution: str, scale: float,
-               offset: float) -> np.ndarray:
+               offset: float) -> Floats:
     """Rows [first_row, first_row + rows) of the stream, (rows, dim) float32, in plain numpy."""
     out = np.empty((rows, dim), np.float32)
     scale, offset = np.float32(scale), np.float32(offset)
@@ -133,8 +144,9 @@ def draw_numpy(seed: int, first_row: int, rows: int, dim: int, distribution: str
     return out
 
 
-def scale_offset(distribution: str, parameters: dict) -> tuple:
-    """The float32 (scale, offset) of a manifest's latent distribution."""
-    if distribution == "normal":
+def scale_offset(distribution: str, parameters: dict[str, float]) -> tuple[np.float32, np.float32]:
+    """The float32 (scale, offset) of a latent distribution (ganpack.contract.LATENT_DISTRIBUTIONS):
+    a standard draw becomes draw * scale + offset (normal: std, mean; uniform: high - low, low)."""
+    if distribution == NORMAL:
         return np.float32(parameters["std"]), np.float32(parameters["mean"])
     return np.float32(parameters["high"] - parameters["low"]), np.float32(parameters["low"])

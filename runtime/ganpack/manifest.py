@@ -1,13 +1,13 @@
 """The model package's manifest.json: its schema, defined once here (the reader) and used by export.
 
-A model package is a folder:
+A model package is a folder (ganpack.contract names its files):
   manifest.json        this schema, format "ganpack-model", format_version 2 (1 is still read)
   generator.onnx       z (batch, latent_dim) float32 -> image (batch, 784) float32 in [-1, 1]
   discriminator.onnx   image (batch, 784) float32 -> probability (batch, 1), logit (batch, 1)
   preview.png          a grid of samples
 
-Every field is documented in README.md ("The model package"). Reading checks types and values,
-so a runtime never acts on a malformed manifest.
+The dataclasses below are the manifest's field names; docs/package-format.md documents each for
+users. Reading checks types and values, so a runtime never acts on a malformed manifest.
 """
 
 import json
@@ -16,7 +16,9 @@ import os
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
+from ganpack.contract import ACTIVATIONS, IMAGE_VALUE_RANGE, LATENT_DISTRIBUTIONS, MANIFEST_FILE, NETWORK_FILES, NORMAL
 from ganpack.errors import PackageError
 from ganpack.latents import GENERATOR, LEGACY_GENERATOR
 
@@ -26,12 +28,11 @@ READABLE_VERSIONS = (1, 2)
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB; anything larger is not one of ours
 MAX_LATENT_PARAMETER = 1e6  # latents stay far inside float32 range
 MAX_OPSET = 1000
-IMAGE_VALUE_RANGE = [-1.0, 1.0]
 GENERATOR_WEIGHTS = ("ema", "raw")  # the moving average of G's weights, or the last step's
-LATENT_DISTRIBUTIONS = {"normal": ("mean", "std"), "uniform": ("low", "high")}
 LATENT_GENERATORS = (GENERATOR, LEGACY_GENERATOR)  # what sample(n, seed) draws z with
-FILES = {"generator": "generator.onnx", "discriminator": "discriminator.onnx"}  # fixed by the format
-ACTIVATIONS = ("identity", "leaky_relu", "relu", "tanh", "sigmoid")
+
+T = TypeVar("T")
+Shape = list[int | str]  # positive integers, and "batch" for the dynamic axis
 
 
 class ManifestError(PackageError):
@@ -42,14 +43,14 @@ class ManifestError(PackageError):
 class Latent:
     dim: int
     distribution: str  # "normal" or "uniform"
-    parameters: dict  # normal: {"mean", "std"}; uniform: {"low", "high"}
+    parameters: dict[str, float]  # normal: {"mean", "std"}; uniform: {"low", "high"}
     generator: str = GENERATOR  # the latent stream for a seed (ganpack.latents); format_version 1: LEGACY
 
 
 @dataclass
 class Image:
-    shape: list  # [28, 28]
-    value_range: list  # [-1.0, 1.0], what the generator outputs
+    shape: list[int]  # [28, 28]
+    value_range: list[float]  # [-1.0, 1.0], what the generator outputs
     to_uint8: str  # how floats map to 8-bit pixels, as a formula
 
 
@@ -57,9 +58,9 @@ class Image:
 class Network:
     file: str  # a plain file name inside the package
     sha256: str  # of that file's bytes
-    inputs: dict  # name -> shape, "batch" for the dynamic axis
-    outputs: dict  # name -> shape
-    layer_widths: list  # e.g. [100, 128, 784]: input, hidden..., output
+    inputs: dict[str, Shape]  # name -> shape, "batch" for the dynamic axis
+    outputs: dict[str, Shape]  # name -> shape
+    layer_widths: list[int]  # e.g. [100, 128, 784]: input, hidden..., output
     hidden_activation: str
     leaky_relu_alpha: float
     output_activation: str
@@ -73,10 +74,10 @@ class Manifest:
     discriminator: Network
     opset: int  # ONNX opset of both graphs
     generator_weights: str  # "ema" (moving average) or "raw"
-    training_config: dict  # the run's full config, as training/config.py writes it
-    provenance: dict  # steps, epochs, dataset, seed, date, torch/onnx/ganpack versions, commit
-    parity: dict  # onnxruntime vs PyTorch at export time (see export/verify.py)
-    quality: dict = field(default_factory=dict)  # evaluator metrics, once measured
+    training_config: dict[str, Any]  # the run's full config, as training/config.py writes it
+    provenance: dict[str, Any]  # steps, epochs, dataset, seed, date, torch/onnx/ganpack versions, commit
+    parity: dict[str, Any]  # onnxruntime vs PyTorch at export time (see export/parity.py)
+    quality: dict[str, Any] = field(default_factory=dict)  # evaluator metrics, once measured
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -88,7 +89,7 @@ class Manifest:
 # reading, with a check of every field
 
 
-def _require(values: dict, key: str, kind, where: str):
+def _require(values: object, key: str, kind: type[T] | tuple[type[T], ...], where: str) -> T:
     if not isinstance(values, dict) or key not in values:
         raise ManifestError(f"manifest field '{where}{key}' is missing")
     value = values[key]
@@ -101,14 +102,14 @@ def _require(values: dict, key: str, kind, where: str):
 
 def _fixed_file_name(name: str, where: str) -> str:
     """A package's files have fixed names; the manifest only records them. The loader opens the
-    fixed names (FILES), so no string read from a manifest ever becomes a path."""
-    expected = FILES[where.rstrip(".")]
+    fixed names (NETWORK_FILES), so no string read from a manifest ever becomes a path."""
+    expected = NETWORK_FILES[where.rstrip(".")]
     if name != expected:
         raise ManifestError(f"manifest field '{where}file' must be {expected!r}, got {name!r}")
     return name
 
 
-def _network(values: dict, where: str) -> Network:
+def _network(values: dict[str, Any], where: str) -> Network:
     network = Network(
         file=_fixed_file_name(_require(values, "file", str, where), where),
         sha256=_require(values, "sha256", str, where),
@@ -140,7 +141,7 @@ def _network(values: dict, where: str) -> Network:
     return network
 
 
-def _image(values: dict, output_width: int) -> Image:
+def _image(values: dict[str, Any], output_width: int) -> Image:
     image = Image(shape=_require(values, "shape", list, "image."),
                   value_range=_require(values, "value_range", list, "image."),
                   to_uint8=_require(values, "to_uint8", str, "image."))
@@ -153,7 +154,7 @@ def _image(values: dict, output_width: int) -> Image:
     return image
 
 
-def parse_manifest(values: dict) -> Manifest:
+def parse_manifest(values: object) -> Manifest:
     if not isinstance(values, dict):
         raise ManifestError("manifest must be a JSON object")
     if values.get("format") != FORMAT:
@@ -178,7 +179,7 @@ def parse_manifest(values: dict) -> Manifest:
         if not math.isfinite(value) or abs(value) > MAX_LATENT_PARAMETER:
             raise ManifestError(f"manifest latent.parameters.{name} must be finite and at most "
                                 f"{MAX_LATENT_PARAMETER:g} in size, got {value!r}")
-    spread = ((latent.parameters["std"] > 0) if latent.distribution == "normal"
+    spread = ((latent.parameters["std"] > 0) if latent.distribution == NORMAL
               else latent.parameters["low"] < latent.parameters["high"])
     if not spread:
         raise ManifestError(f"manifest latent.parameters {latent.parameters} describe no spread "
@@ -212,8 +213,8 @@ def parse_manifest(values: dict) -> Manifest:
     )
 
 
-def read_manifest(package_dir) -> Manifest:
-    path = Path(package_dir) / "manifest.json"
+def read_manifest(package_dir: str | os.PathLike[str]) -> Manifest:
+    path = Path(package_dir) / MANIFEST_FILE
     try:
         info = os.lstat(path)  # the link itself: a symlink could point anywhere, a FIFO would block
         if not stat.S_ISREG(info.st_mode):
@@ -223,7 +224,7 @@ def read_manifest(package_dir) -> Manifest:
         with open(path, "rb") as file:
             values = json.loads(file.read(MAX_MANIFEST_BYTES + 1).decode("utf-8"))
     except FileNotFoundError:
-        raise ManifestError(f"{path}: no manifest.json; is '{package_dir}' a model package?") from None
+        raise ManifestError(f"{path}: no {MANIFEST_FILE}; is '{package_dir}' a model package?") from None
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise ManifestError(f"{path}: cannot be read as JSON: {error}") from None
     try:

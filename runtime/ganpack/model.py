@@ -12,26 +12,29 @@ A loaded Model holds no mutable state, so one instance can serve many threads at
 
 import math
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
-from ganpack.archive import extract_archive, is_archive
-from ganpack.backends import activations, backend_class, choose_backend
+from ganpack.archive import PathLike, extract_archive, is_archive
+from ganpack.backends import Backend, FusedBackend, activations, backend_class, choose_backend
+from ganpack.contract import DISCRIMINATOR_FILE, GENERATOR_FILE, IMAGE_SIDE, LEAKY_RELU, NORMAL, from_uint8, to_uint8
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
-from ganpack.grid import to_uint8
 from ganpack.latents import GENERATOR, MAX_SEED, draw_numpy, scale_offset
-from ganpack.manifest import FILES
+from ganpack.manifest import Network
 from ganpack.package import verify_package
 
 CHUNK_ROWS = 4096  # rows per backend call: bounds the memory of intermediate activations
+STREAM_ROWS = 4 * CHUNK_ROWS  # digits per sample_chunks piece (12.8 MB of uint8); a multiple of CHUNK_ROWS,
+                              # so every backend call sees the batches sample() gives it
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
-IMAGE_SIDE = 28
 OUTPUTS = ("uint8", "float")
 
 
-def load(path=None, backend: str = "auto", threads: int | None = None) -> "Model":
+def load(path: PathLike | None = None, backend: str = "auto", threads: int | None = None) -> "Model":
     """Open a model package folder or its .zip archive (checksums verified); None opens the
     one inside ganpack.
 
@@ -40,7 +43,7 @@ def load(path=None, backend: str = "auto", threads: int | None = None) -> "Model
     return Model(DEFAULT_MODEL if path is None else path, backend, threads)
 
 
-def _check_stack(stack: DenseStack, network, name: str) -> None:
+def _check_stack(stack: DenseStack, network: Network, name: str) -> None:
     """The graph must be the network the manifest describes, layer for layer."""
     if stack.widths != network.layer_widths:
         raise PackageError(f"{name}: graph widths {stack.widths} differ from the manifest's {network.layer_widths}")
@@ -49,7 +52,7 @@ def _check_stack(stack: DenseStack, network, name: str) -> None:
     if found != expected:
         raise PackageError(f"{name}: graph activations {found} differ from the manifest's {expected}")
     for layer in stack.layers:
-        if layer.activation == "leaky_relu" and abs(layer.alpha - network.leaky_relu_alpha) > 1e-6:
+        if layer.activation == LEAKY_RELU and abs(layer.alpha - network.leaky_relu_alpha) > 1e-6:
             raise PackageError(f"{name}: graph Leaky ReLU alpha {layer.alpha} differs from the manifest's "
                                f"{network.leaky_relu_alpha}")
     expected_io = ({stack.input_name: ["batch", stack.widths[0]]},
@@ -60,7 +63,7 @@ def _check_stack(stack: DenseStack, network, name: str) -> None:
 
 
 class Model:
-    def __init__(self, package_dir, backend: str = "auto", threads: int | None = None):
+    def __init__(self, package_dir: PathLike, backend: str = "auto", threads: int | None = None) -> None:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         self.path = Path(package_dir)
@@ -73,27 +76,28 @@ class Model:
             folder = self.path
         self.folder = folder  # where the package's files are read from
         self.manifest = verify_package(folder)
-        generator_path, discriminator_path = folder / FILES["generator"], folder / FILES["discriminator"]
+        generator_path, discriminator_path = folder / GENERATOR_FILE, folder / DISCRIMINATOR_FILE
         generator = load_dense_stack(generator_path)
         discriminator = load_dense_stack(discriminator_path)
-        _check_stack(generator, self.manifest.generator, FILES["generator"])
-        _check_stack(discriminator, self.manifest.discriminator, FILES["discriminator"])
+        _check_stack(generator, self.manifest.generator, GENERATOR_FILE)
+        _check_stack(discriminator, self.manifest.discriminator, DISCRIMINATOR_FILE)
         self.backend = choose_backend(backend)
         cls = backend_class(self.backend)
-        self._generator = cls(generator, generator_path, threads=threads)
-        self._discriminator = cls(discriminator, discriminator_path, threads=threads)
+        self._generator: Backend = cls(generator, generator_path, threads=threads)
+        self._discriminator: Backend = cls(discriminator, discriminator_path, threads=threads)
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
         latent = self.manifest.latent
         self._stream = latent.generator  # GENERATOR, or ganpack.latents.LEGACY_GENERATOR (format_version 1)
         self._scale, self._offset = (float(v) for v in scale_offset(latent.distribution, latent.parameters))
-        self._fused = getattr(self._generator, "fused", False)  # the C backend: one call per sample()
-        self._sample_in_c = self._fused and self._stream == GENERATOR
-        if self._sample_in_c:  # the batch-1 path: everything fixed per model is looked up once, here
-            self._draw = self._generator.sampler(latent.distribution, self._scale, self._offset)
-        if self._fused:
+        self._fused = self._sample_in_c = False  # True on the C backend: one C call per sample(), score()
+        if isinstance(self._generator, FusedBackend) and isinstance(self._discriminator, FusedBackend):
+            self._fused = True  # everything fixed per model is looked up once, here: batch 1 needs it
             self._run_generator = self._generator.runner()
             self._run_discriminator = self._discriminator.runner(check="image")
+            self._sample_in_c = self._stream == GENERATOR
+            if self._sample_in_c:
+                self._draw = self._generator.sampler(latent.distribution, self._scale, self._offset)
 
     def __repr__(self) -> str:
         return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim})"
@@ -110,34 +114,44 @@ class Model:
         "numpy-pcg64" (format_version 1): numpy.random.default_rng(seed), then mean + std *
         standard_normal(float32) or low + (high - low) * random(float32), as 0.1.0 drew them."""
         n, seed = _count(n), self._seed(seed)
-        latent = self.manifest.latent
         if self._stream == GENERATOR:
+            return next(self._latent_chunks(n, seed, max(n, 1)))
+        out = np.empty((n, self.latent_dim), np.float32)
+        for start, rows in zip(range(0, n, CHUNK_ROWS), self._latent_chunks(n, seed, CHUNK_ROWS), strict=True):
+            out[start:start + len(rows)] = rows
+        return out
+
+    def _latent_chunks(self, n: int, seed: int | None, rows: int) -> Iterator[np.ndarray]:
+        """Rows 0..n-1 of the latent stream (seed already checked), `rows` at a time."""
+        latent = self.manifest.latent
+        if self._stream == GENERATOR:  # counter-based: any row range can be drawn on its own
+            assert seed is not None  # _seed gives this stream an int
             try:
                 from ganpack.backends.c_backend import draw_latents
             except ImportError:  # no compiled kernel: the numpy reference gives the same bits
-                return draw_numpy(seed, 0, n, self.latent_dim, latent.distribution, self._scale, self._offset)
-            return draw_latents(seed, 0, n, self.latent_dim, latent.distribution, self._scale, self._offset)
-        rng = np.random.default_rng(seed)
-        out = np.empty((n, self.latent_dim), np.float32)
+                draw_latents = draw_numpy
+            for first in range(0, max(n, 1), rows):
+                yield draw_latents(seed, first, min(rows, n - first), self.latent_dim, latent.distribution,
+                                   self._scale, self._offset)
+            return
+        rng = np.random.default_rng(seed)  # 0.1.0's stream: one numpy generator, drawn in order
         scale, offset = np.float32(self._scale), np.float32(self._offset)  # (std, mean) or (high - low, low)
-        for start in range(0, n, CHUNK_ROWS):
-            rows = out[start:start + CHUNK_ROWS]
-            if latent.distribution == "normal":
-                rng.standard_normal(rows.shape, dtype=np.float32, out=rows)
+        for first in range(0, max(n, 1), rows):
+            chunk = np.empty((min(rows, n - first), self.latent_dim), np.float32)
+            if latent.distribution == NORMAL:
+                rng.standard_normal(chunk.shape, dtype=np.float32, out=chunk)
             else:
-                rng.random(rows.shape, dtype=np.float32, out=rows)
-            rows *= scale
-            rows += offset
-        return out
+                rng.random(chunk.shape, dtype=np.float32, out=chunk)
+            chunk *= scale
+            chunk += offset
+            yield chunk
 
-    def _seed(self, seed) -> int | None:
-        if seed is None:
-            return secrets.randbits(64) if self._stream == GENERATOR else None
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
-        if self._stream == GENERATOR and seed > MAX_SEED:
-            raise InputError(f"seed must be below 2**64 for the {GENERATOR} latent stream, got {seed}")
-        return int(seed)
+    def _seed(self, seed: object) -> int | None:
+        """The seed checked; None becomes a fresh random one for the GENERATOR stream (the legacy
+        stream takes None itself)."""
+        if self._stream == GENERATOR:
+            return _stream_seed(seed)
+        return None if seed is None else _checked_seed(seed)
 
     # ------------------------------------------------------------------------------------------
     # generator
@@ -149,7 +163,7 @@ class Model:
             if type(n) is not int or n < 0:  # bool is not int here
                 n = _count(n)
             if type(seed) is not int or not 0 <= seed <= MAX_SEED:
-                seed = self._seed(seed)
+                seed = _stream_seed(seed)  # = self._seed(seed): this is the GENERATOR stream
             if output == "uint8":
                 return self._draw(seed, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), np.uint8))
             if output == "float":
@@ -157,7 +171,16 @@ class Model:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
         return self.generate(self.latents(n, seed), output)
 
-    def generate(self, z, output: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+    def sample_chunks(self, n: int, seed: int | None = None, output: str = "uint8") -> Iterator[np.ndarray]:
+        """sample(n, seed, output) in pieces of at most STREAM_ROWS digits, for outputs larger
+        than memory: the pieces, concatenated, equal sample(n, seed, output) bit for bit."""
+        n, seed = _count(n), self._seed(seed)
+        if output not in OUTPUTS:
+            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+        for z in self._latent_chunks(n, seed, STREAM_ROWS):
+            yield self.generate(z, output)
+
+    def generate(self, z: npt.ArrayLike, output: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
         """Digits from caller-provided latents z of shape (n, latent_dim).
 
         out: an optional C-contiguous (n, 28, 28) array to write into, float32 for
@@ -188,7 +211,7 @@ class Model:
     # ------------------------------------------------------------------------------------------
     # discriminator
 
-    def score(self, images) -> np.ndarray:
+    def score(self, images: npt.ArrayLike) -> np.ndarray:
         """The discriminator's probability that each image is real, (n,) float32.
 
         images: uint8 pixels (n, 28, 28) or (n, 784), mapped to [-1, 1] as x / 127.5 - 1 (on the C
@@ -204,7 +227,7 @@ class Model:
                 raise InputError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
             if self._fused:  # the sigmoid too: one C call
                 return self._run_discriminator(np.ascontiguousarray(images), np.empty(len(images), np.float32))
-            images = images.astype(np.float32) / np.float32(127.5) - np.float32(1.0)
+            images = from_uint8(images)
         if self._fused:  # C checks the range chunk by chunk, in cache, as the first layer reads it
             rows = _as_float32_rows(images, self.image_dim, "images", check_finite=False)
             try:
@@ -218,7 +241,7 @@ class Model:
 
     # ------------------------------------------------------------------------------------------
 
-    def _run(self, backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None) -> np.ndarray:
+    def _run(self, backend: Backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None) -> np.ndarray:
         """Run a numpy or onnxruntime backend over (n, in) rows in chunks of CHUNK_ROWS, so their
         intermediates stay bounded; returns the `kind` output. (The C backend runs in one call:
         _run_generator, _run_discriminator.)"""
@@ -231,16 +254,32 @@ class Model:
         return out
 
 
-def _activate(backend, result: dict) -> np.ndarray:
+def _activate(backend: Backend, result: dict[str, np.ndarray]) -> np.ndarray:
     """The activated output from logits, for backends that returned only the logits."""
     last = backend.stack.layers[-1]
     return activations.apply(result["logits"], last.activation, last.alpha)
 
 
-def _count(n) -> int:
+def _count(n: object) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise InputError(f"n must be a non-negative integer, got {n!r}")
     return int(n)
+
+
+def _checked_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+def _stream_seed(seed: object) -> int:
+    """A seed of the GENERATOR stream, checked; None: a fresh random one."""
+    if seed is None:
+        return secrets.randbits(64)
+    checked = _checked_seed(seed)
+    if checked > MAX_SEED:
+        raise InputError(f"seed must be below 2**64 for the {GENERATOR} latent stream, got {seed}")
+    return checked
 
 
 def _check_image_range(rows: np.ndarray) -> np.ndarray:
@@ -251,7 +290,7 @@ def _check_image_range(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _as_float32_rows(values, width: int, name: str, check_finite: bool = True) -> np.ndarray:
+def _as_float32_rows(values: npt.ArrayLike, width: int, name: str, check_finite: bool = True) -> np.ndarray:
     """Validate and convert to a C-contiguous float32 (n, width) array.
 
     The one conversion rule: any real numeric dtype (float16/64, integers) becomes float32;
@@ -277,7 +316,7 @@ def _all_finite(array: np.ndarray) -> bool:
     return math.isfinite(float(flat.dot(flat))) or bool(np.isfinite(flat).all())
 
 
-def _converted(values, width: int, name: str) -> np.ndarray:
+def _converted(values: npt.ArrayLike, width: int, name: str) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.floating)
                                        or np.issubdtype(array.dtype, np.integer)):

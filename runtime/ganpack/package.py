@@ -1,10 +1,12 @@
 """Open a model package folder: read its manifest and verify every file against its checksum."""
 
 import hashlib
+import os
 from pathlib import Path
 
+from ganpack.contract import NETWORK_FILES
 from ganpack.errors import PackageError
-from ganpack.manifest import FILES, Manifest, read_manifest
+from ganpack.manifest import Manifest, read_manifest
 
 MAX_GRAPH_BYTES = 256 << 20  # far above any dense GAN we export; refuses absurd files early
 
@@ -17,14 +19,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_package(package_dir) -> Manifest:
+def verify_package(package_dir: str | os.PathLike[str]) -> Manifest:
     """The manifest, once both ONNX files exist, are regular files inside the package and match
     their SHA-256; otherwise a PackageError naming the file."""
     root = Path(package_dir)
     if not root.is_dir():
         raise PackageError(f"model package '{root}' is not a folder")
     manifest = read_manifest(root)
-    for name, file_name in FILES.items():
+    for name, file_name in NETWORK_FILES.items():
         network = getattr(manifest, name)
         path = root / file_name  # the format's fixed name, never a string from the manifest
         if path.is_symlink() or not path.is_file():

@@ -4,8 +4,18 @@
   c            our kernel (csrc/), through cffi; fused bias + activation, SIMD dispatch
   onnxruntime  an InferenceSession over the package's .onnx file (optional dependency)
   numpy        a pure-numpy reference: no compiler, no onnxruntime
+
+Every backend is a Backend; the C backend is also a FusedBackend, which Model uses for its
+one-call paths.
 """
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from ganpack.dense_stack import DenseStack
 from ganpack.errors import GanpackError
 
 PREFERENCE = ("c", "onnxruntime", "numpy")  # "auto" takes the first that is available
@@ -13,6 +23,37 @@ PREFERENCE = ("c", "onnxruntime", "numpy")  # "auto" takes the first that is ava
 
 class BackendError(GanpackError):
     """A backend that is unknown, not installed, or failed while running."""
+
+
+class Backend(Protocol):
+    """What Model needs of every backend."""
+
+    name: str  # as load(backend=...) spells it
+    stack: DenseStack  # the network it runs
+    out_width: int  # stack.widths[-1]
+
+    def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None) -> None:
+        """onnx_path: the graph `stack` was read from; threads: per call, None for the backend's default."""
+
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """x (batch, stack.widths[0]) float32, C-contiguous -> "activated" and/or "logits", each
+        (batch, out_width) float32. Safe to call from several threads at once."""
+
+
+@runtime_checkable
+class FusedBackend(Backend, Protocol):
+    """A backend that does a whole sample or score in one native call: latents drawn, uint8
+    pixels in and out and float inputs checked inside it. The callables it returns skip the
+    checks Model has already made (at batch 1 the Python around the call is most of the time)."""
+
+    def sampler(self, distribution: str, scale: float, offset: float) -> Callable[[int, np.ndarray], np.ndarray]:
+        """draw(seed, out) -> out: rows 0..n-1 of latent stream `seed` (ganpack.latents) through the
+        stack, into a fresh C-contiguous `out` of n * out_width float32 or uint8 values."""
+
+    def runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """run(x, out) -> out: x (n, in) float32 or uint8 pixels, C-contiguous, into a fresh
+        C-contiguous `out` of n * out_width float32 or uint8 values; float inputs are checked
+        (`check`: "finite" or "image", i.e. in [-1, 1]) inside the call, else InputError."""
 
 
 def available_backends() -> list[str]:
@@ -26,7 +67,7 @@ def available_backends() -> list[str]:
     return names
 
 
-def backend_class(name: str):
+def backend_class(name: str) -> type[Backend]:
     """The class for `name`, importing it only when asked (onnxruntime and cffi are optional)."""
     if name == "numpy":
         from ganpack.backends.numpy_backend import NumpyBackend

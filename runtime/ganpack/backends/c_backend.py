@@ -8,23 +8,27 @@ the latent stream (draw_latents) and a whole sample in one call (CBackend.sample
 sampler and runner, which skip the checks it has already made, for its batch-1 path.
 """
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
 from ganpack._kernel import ffi, lib
 from ganpack.backends import BackendError
+from ganpack.contract import IDENTITY, LEAKY_RELU, NORMAL, RELU, SIGMOID, TANH, UNIFORM
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import InputError
 
 FLOAT32 = np.dtype(np.float32)  # dtype objects are singletons: `is` is the cheap comparison
 UINT8 = np.dtype(np.uint8)
-DTYPE_CODES = {FLOAT32: lib.GP_F32, UINT8: lib.GP_U8}
-DISTRIBUTION_CODES = {"normal": lib.GP_LATENT_NORMAL, "uniform": lib.GP_LATENT_UNIFORM}
+DTYPE_CODES: dict[np.dtype[np.float32 | np.uint8], int] = {FLOAT32: lib.GP_F32, UINT8: lib.GP_U8}
+DISTRIBUTION_CODES: dict[str, int] = {NORMAL: lib.GP_LATENT_NORMAL, UNIFORM: lib.GP_LATENT_UNIFORM}
 MAX_ROWS_PER_CALL = 1 << 24  # the C API counts rows in an int; larger requests go in slices
 
-ACTIVATION_CODES = {"identity": lib.GP_ACT_IDENTITY, "leaky_relu": lib.GP_ACT_LEAKY_RELU, "relu": lib.GP_ACT_RELU,
-                    "tanh": lib.GP_ACT_TANH, "sigmoid": lib.GP_ACT_SIGMOID}
-ISA_CODES = {"auto": lib.GP_ISA_AUTO, "portable": lib.GP_ISA_PORTABLE, "avx2_fma": lib.GP_ISA_AVX2_FMA,
-             "avx512": lib.GP_ISA_AVX512}
+ACTIVATION_CODES: dict[str, int] = {IDENTITY: lib.GP_ACT_IDENTITY, LEAKY_RELU: lib.GP_ACT_LEAKY_RELU,
+                                    RELU: lib.GP_ACT_RELU, TANH: lib.GP_ACT_TANH, SIGMOID: lib.GP_ACT_SIGMOID}
+ISA_CODES: dict[str, int] = {"auto": lib.GP_ISA_AUTO, "portable": lib.GP_ISA_PORTABLE,
+                             "avx2_fma": lib.GP_ISA_AVX2_FMA, "avx512": lib.GP_ISA_AVX512}
 
 
 def _check(status: int, doing: str) -> None:
@@ -34,7 +38,8 @@ def _check(status: int, doing: str) -> None:
 
 def kernel_isa() -> str:
     """The instruction set the kernel picks on this CPU: avx512, avx2_fma or portable."""
-    return ffi.string(lib.gp_isa_name(lib.gp_best_isa())).decode()
+    name: bytes = ffi.string(lib.gp_isa_name(lib.gp_best_isa()))
+    return name.decode()
 
 
 class NativeStack:
@@ -51,12 +56,12 @@ class NativeStack:
         self._stack = ffi.gc(handle[0], lib.gp_stack_free)
         self.in_width, self.out_width = stack.widths[0], stack.widths[-1]
         for index, layer in enumerate(stack.layers):
-            activation = "identity" if logits_out and index == len(stack.layers) - 1 else layer.activation
+            activation = IDENTITY if logits_out and index == len(stack.layers) - 1 else layer.activation
             weight = np.ascontiguousarray(layer.weight, dtype=np.float32)  # (out, in)
             bias = np.ascontiguousarray(layer.bias, dtype=np.float32)  # (out,)
             _check(lib.gp_stack_set_layer(self._stack, index, ffi.from_buffer("float[]", weight),
                                           ffi.from_buffer("float[]", bias), ACTIVATION_CODES[activation],
-                                          float(layer.alpha) if activation == "leaky_relu" else 0.0),
+                                          float(layer.alpha) if activation == LEAKY_RELU else 0.0),
                    f"load layer {index}")
         self.isa = ffi.string(lib.gp_isa_name(lib.gp_stack_isa(self._stack))).decode()
 
@@ -100,7 +105,7 @@ class NativeStack:
                 _check(status, "sample")
         return out
 
-    def _check_out(self, out, rows: int) -> None:
+    def _check_out(self, out: np.ndarray, rows: int) -> None:
         if not (type(out) is np.ndarray and out.dtype in DTYPE_CODES and out.shape == (rows, self.out_width)
                 and out.flags.c_contiguous and out.flags.writeable):
             raise BackendError(f"out must be a writeable C-contiguous float32 or uint8 array of shape "
@@ -108,8 +113,9 @@ class NativeStack:
 
 
 # what float inputs must be, checked in C: name -> (gp_dtype code, what the error says)
-CHECKS = {None: (lib.GP_F32, ""), "finite": (lib.GP_F32_FINITE, "inputs hold a NaN or an infinity"),
-          "image": (lib.GP_F32_IMAGE, "images hold a NaN or a value outside [-1, 1]")}
+CHECKS: dict[str | None, tuple[int, str]] = {
+    None: (lib.GP_F32, ""), "finite": (lib.GP_F32_FINITE, "inputs hold a NaN or an infinity"),
+    "image": (lib.GP_F32_IMAGE, "images hold a NaN or a value outside [-1, 1]")}
 
 
 def _input_code(dtype: np.dtype, check: str | None) -> int:
@@ -138,23 +144,23 @@ def draw_latents(seed: int, first_row: int, rows: int, dim: int, distribution: s
 class CBackend:
     """The C kernel: float32 or uint8 rows in, float32 or uint8 pixels out, latents drawn in C."""
 
-    name = "c"
-    fused = True  # sampler and runner: latents, uint8 in and out and value checks inside one C call (see Model)
+    name = "c"  # a FusedBackend: sampler and runner put latents, uint8 in and out and value checks in one C call
 
-    def __init__(self, stack: DenseStack, onnx_path=None, threads: int | None = None, isa: str = "auto"):
+    def __init__(self, stack: DenseStack, onnx_path: Path | str | None = None, threads: int | None = None,
+                 isa: str = "auto") -> None:
         self.stack = stack
         self.out_width = stack.widths[-1]
         # The last activation (the discriminator's sigmoid too) is applied in C: a numpy sigmoid alone
         # cost more than the whole C call at batch 1. The C sigmoid's error is 8.9e-8 (csrc/README.md).
         self.native = NativeStack(stack, isa, threads=threads or 0)
 
-    def run(self, x: np.ndarray) -> dict:
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         return {"activated": self.native.run(x)}
 
     def sample_into(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> None:
         self.native.sample(seed, distribution, scale, offset, out)
 
-    def sampler(self, distribution: str, scale: float, offset: float):
+    def sampler(self, distribution: str, scale: float, offset: float) -> Callable[[int, np.ndarray], np.ndarray]:
         """draw(seed, out) -> out: NativeStack.sample for arrays the caller has just made itself (C-contiguous,
         n * out_width float32 or uint8 values), with nothing checked twice: at batch 1 the Python around
         the C call is most of the time."""
@@ -173,7 +179,7 @@ class CBackend:
 
         return draw
 
-    def runner(self, check: str = "finite"):
+    def runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """run(x, out) -> out: NativeStack.run for arguments the caller has checked (x C-contiguous
         (n, in) float32 or uint8, out a fresh C-contiguous array of n * out_width float32 or uint8), except
         the values of float inputs: C checks them chunk by chunk, in cache (`check`, see CHECKS)."""

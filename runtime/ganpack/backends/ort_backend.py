@@ -1,5 +1,7 @@
 """The onnxruntime backend: an InferenceSession over the package's own .onnx file."""
 
+from pathlib import Path
+
 import numpy as np
 import onnxruntime
 
@@ -10,7 +12,7 @@ from ganpack.errors import PackageError
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, stack: DenseStack, onnx_path, threads: int | None = None):
+    def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None) -> None:
         self.stack = stack
         self.out_width = stack.widths[-1]
         options = onnxruntime.SessionOptions()
@@ -24,7 +26,7 @@ class OnnxRuntimeBackend:
             raise PackageError(f"{onnx_path}: onnxruntime cannot load it: {error}") from None
         self.output_names = list(stack.outputs)  # graph output name -> "activated" / "logits"
 
-    def run(self, x: np.ndarray) -> dict:
+    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """InferenceSession.run is safe to call from several threads at once."""
         values = self.session.run(self.output_names, {self.stack.input_name: x})
-        return {self.stack.outputs[name]: value for name, value in zip(self.output_names, values)}
+        return {self.stack.outputs[name]: value for name, value in zip(self.output_names, values, strict=True)}

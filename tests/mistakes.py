@@ -1,0 +1,35 @@
+"""What every user-mistake test checks (tests/test_mistakes.py, tests/test_mistakes_training.py):
+a command run as a user runs it ends with status 2 and one line on stderr naming the bad value,
+never a traceback."""
+
+import os
+import subprocess
+
+import pytest
+
+
+def slow(arguments, names):
+    """A mistake found only after a slow import, or a variant of one the quick loop covers: run in
+    the full suite only (each case is a fresh interpreter)."""
+    return pytest.param(arguments, names, marks=pytest.mark.slow, id=" ".join(arguments) or "nothing")
+
+
+def cases(table):
+    """pytest params, named by their arguments; slow() has made some already."""
+    return [case if hasattr(case, "marks") else pytest.param(*case, id=" ".join(case[0]) or "nothing")
+            for case in table]
+
+
+def run(command, cwd, **env):
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "80", **env})
+
+
+def check_one_line(done, names, prefix="", quiet=True):
+    """quiet: nothing on stdout either (training's commands may say what they skipped before failing)."""
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(prefix) and names in lines[0], lines[0]
+    assert done.stdout == "" or not quiet, done.stdout
