@@ -4,6 +4,7 @@ never a traceback."""
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,6 +24,17 @@ def cases(table):
 def run(command, cwd, **env):
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "80", **env})
+
+
+def run_selected(request, commands, cwd, **env):
+    """Every case of the calling module's tests in `commands` (test name -> command for a case's
+    arguments) that this session selected, run a few at a time: each is a fresh interpreter, most
+    of it start-up, so a 2-core machine runs two at once. {tuple(command): CompletedProcess}."""
+    wanted = [tuple(commands[item.originalname](item.callspec.params["arguments"]))
+              for item in request.session.items
+              if item.module is request.module and getattr(item, "originalname", None) in commands]
+    with ThreadPoolExecutor(max_workers=min(4, (os.cpu_count() or 1) + 1)) as pool:
+        return dict(zip(wanted, pool.map(lambda command: run(list(command), cwd, **env), wanted)))
 
 
 def check_one_line(done, names, prefix="", quiet=True):

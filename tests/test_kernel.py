@@ -75,17 +75,39 @@ def test_kernel_isa_is_reported():
 needs_make = pytest.mark.skipif(not (shutil.which("make") and shutil.which("gcc")), reason="needs make and gcc")
 
 
-@needs_make
-@pytest.mark.parametrize("target", [
+C_SUITES = [
     "test",  # -Werror build, full grids
     "sanitize",  # AddressSanitizer + UndefinedBehaviorSanitizer, full grids
     "tsan",  # ThreadSanitizer over the worker threads and 8 callers on one stack
     pytest.param("valgrind-quick", marks=pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind")),
-])
+]
+
+
+@pytest.fixture(scope="module")
+def c_suites(request, tmp_path_factory):
+    """Every selected suite started at once, each in its own copy of csrc/ (the build folder stays
+    out of the checkout): valgrind runs one thread for minutes, so the others fit beside it."""
+    running = {}
+    for item in request.session.items:
+        if item.module is request.module and getattr(item, "originalname", None) == "test_c_suite":
+            target = item.callspec.params["target"]
+            tools = ["make", "gcc", *(["valgrind"] if target.startswith("valgrind") else [])]
+            if not all(shutil.which(tool) for tool in tools):
+                continue  # the test skips
+            source = tmp_path_factory.mktemp(target) / "csrc"
+            shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build"))
+            running[target] = subprocess.Popen(["make", "-C", str(source), target], stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE, text=True)
+    yield running
+    for process in running.values():
+        process.kill()
+        process.wait()
+
+
+@needs_make
+@pytest.mark.parametrize("target", C_SUITES)
 @pytest.mark.slow
-def test_c_suite(target, tmp_path):
-    source = tmp_path / "csrc"  # a copy: the build folder stays out of the checkout
-    shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build"))
-    result = subprocess.run(["make", "-C", str(source), target], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert " 0 failed" in result.stdout
+def test_c_suite(c_suites, target):
+    stdout, stderr = c_suites[target].communicate(timeout=600)
+    assert c_suites[target].returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert " 0 failed" in stdout

@@ -130,3 +130,22 @@ def test_training_evaluates_and_the_manifest_records_it(evaluator, tmp_path):
     assert quality["samples"] == 10000 and quality["frechet_distance"] == records[-1]["frechet_distance"]
     assert quality["reference_real"]["frechet_distance"] < quality["frechet_distance"]
     assert 0 < quality["classifier_accuracy"] <= 1
+
+
+@pytest.mark.slow  # trains the classifier twice on 200 digits: a few seconds
+@pytest.mark.parametrize("damage", [b"", b"not a torch file", "truncated"])
+def test_a_damaged_classifier_cache_is_trained_again(tmp_path, damage):
+    from training import classifier
+
+    images_uint8, labels = mnist.load_bundled()
+    images_uint8, labels = images_uint8[:200], labels[:200]
+    path = classifier.cache_path(images_uint8, tmp_path)
+    classifier.load_or_train(images_uint8, labels, tmp_path, log=lambda *a: None)  # a good cache
+    good = path.read_bytes()
+    path.write_bytes(good[:len(good) // 2] if damage == "truncated" else damage)
+    messages = []
+    trained = classifier.load_or_train(images_uint8, labels, tmp_path, log=messages.append)
+    assert "is unreadable" in messages[0] and str(path) in messages[0]
+    assert 0 <= trained.held_out_accuracy <= 1
+    assert classifier.load_or_train(images_uint8, labels, tmp_path, log=messages.append)  # the cache is whole again
+    assert len(messages) == 3  # unreadable, training, accuracy; nothing from the third call

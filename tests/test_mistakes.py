@@ -18,11 +18,12 @@ import pytest
 
 from ganpack.grid import encode_png
 from ganpack.model import DEFAULT_MODEL
-from mistakes import cases, check_one_line, run, slow
+from mistakes import cases, check_one_line, run, run_selected, slow
 
 ROOT = Path(__file__).resolve().parent.parent
 GANPACK = [sys.executable, "-m", "ganpack.cli"]  # what the `ganpack` entry point runs
 BENCH = [sys.executable, str(ROOT / "benchmarks" / "bench.py")]
+REPORTS = ROOT / "benchmarks" / "results"
 
 
 def color_png() -> bytes:
@@ -137,9 +138,15 @@ BENCH_MISTAKES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def outcomes(request, work):
+    return run_selected(request, {"test_ganpack_mistakes": lambda arguments: GANPACK + arguments,
+                                  "test_bench_mistakes": lambda arguments: BENCH + arguments}, work)
+
+
 @pytest.mark.parametrize("arguments, names", cases(GANPACK_MISTAKES))
-def test_ganpack_mistakes(work, arguments, names):
-    check_one_line(run(GANPACK + arguments, work), names)
+def test_ganpack_mistakes(outcomes, arguments, names):
+    check_one_line(outcomes[tuple(GANPACK + arguments)], names)
 
 
 def test_an_unwritable_folder(work):
@@ -157,14 +164,17 @@ def test_an_unwritable_folder(work):
         pytest.skip("root may write into any folder, and there is no /proc")
 
 
+@pytest.fixture(scope="module")
+def reports_before():
+    return sorted(REPORTS.rglob("*"))  # taken before `outcomes` runs the cases
+
+
 @pytest.mark.parametrize("arguments, names", cases(BENCH_MISTAKES))
-def test_bench_mistakes(work, arguments, names):
-    reports = ROOT / "benchmarks" / "results"
-    before = sorted(reports.rglob("*"))
-    done = run(BENCH + arguments, work)
+def test_bench_mistakes(reports_before, outcomes, arguments, names):
+    done = outcomes[tuple(BENCH + arguments)]
     check_one_line(done, names)
     assert done.stderr.startswith("bench.py: error: ")
-    assert sorted(reports.rglob("*")) == before  # a mistake writes no report and makes no folder
+    assert sorted(REPORTS.rglob("*")) == reports_before  # no mistake wrote a report or made a folder
 
 
 def test_nothing_was_written(work):

@@ -9,12 +9,13 @@ seconds each: the quick loop runs one or two of those, the full suite all of the
 
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 
 from ganpack.model import DEFAULT_MODEL
-from mistakes import cases, check_one_line, slow
+from mistakes import cases, check_one_line, run_selected, slow
 from mistakes import run as run_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,10 +29,14 @@ MODEL = str(DEFAULT_MODEL)  # a good package, for the mistakes in evaluate's oth
 
 
 
-def run_in(command, cwd):
+def environment(cwd):
     """The repository's modules on the path, and caches under the work folder, not the home folder."""
-    return run_command(command, cwd, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-                       XDG_CACHE_HOME=str(cwd / "cache"))
+    return {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "XDG_CACHE_HOME": str(cwd / "cache")}
+
+
+def run_in(command, cwd):
+    return run_command(command, cwd, **environment(cwd))
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +112,7 @@ RUN_MISTAKES = [
     slow(["--config", "empty-run"], "config file 'empty-run' is a folder"),
     slow(["--config", "config.yaml"], "config file 'config.yaml' must end in .toml or .json"),
     # the run folder: found after torch loads
-    slow(["--out_dir", "a-file"], "cannot write to run folder 'a-file/run': Not a directory"),
+    slow(["--out_dir", "a-file"], "cannot write to run folder 'a-file/run-"),  # its own --name per case
     slow(["--out_dir", ".", "--name", "a-file"], "run folder 'a-file' is a file"),
     slow(["--out_dir", ".", "--name", "not-a-run", "--overwrite"], "'not-a-run' is not a run folder"),
     slow(["--batch_size", str(10 ** 30)], f"batch_size {10 ** 30}"),
@@ -154,24 +159,39 @@ EVALUATE_MISTAKES = [  # training.evaluate imports torch before it reads its arg
 ]
 
 
+def training(arguments):
+    """A run of its own per case (--name), since the cases run side by side."""
+    return RUN + DRY + ["--name", f"run-{zlib.crc32(repr(arguments).encode()):08x}"] + arguments
+
+
+COMMANDS = {"test_training_mistakes": training, "test_resume_mistakes": lambda arguments: RUN + arguments,
+            "test_export_mistakes": lambda arguments: EXPORT + arguments,
+            "test_evaluate_mistakes": lambda arguments: EVALUATE + arguments}
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, work):
+    return run_selected(request, COMMANDS, work, **environment(work))
+
+
 @pytest.mark.parametrize("arguments, names", cases(RUN_MISTAKES))
-def test_training_mistakes(work, arguments, names):
-    check_one_line(run_in(RUN + DRY + arguments, work), names, prefix="error: ", quiet=False)
+def test_training_mistakes(outcomes, arguments, names):
+    check_one_line(outcomes[tuple(training(arguments))], names, prefix="error: ", quiet=False)
 
 
 @pytest.mark.parametrize("arguments, names", cases(RESUME_MISTAKES))
-def test_resume_mistakes(work, arguments, names):
-    check_one_line(run_in(RUN + arguments, work), names, prefix="error: ", quiet=False)
+def test_resume_mistakes(outcomes, arguments, names):
+    check_one_line(outcomes[tuple(RUN + arguments)], names, prefix="error: ", quiet=False)
 
 
 @pytest.mark.parametrize("arguments, names", cases(EXPORT_MISTAKES))
-def test_export_mistakes(work, arguments, names):
-    check_one_line(run_in(EXPORT + arguments, work), names, prefix="error: ", quiet=False)
+def test_export_mistakes(outcomes, arguments, names):
+    check_one_line(outcomes[tuple(EXPORT + arguments)], names, prefix="error: ", quiet=False)
 
 
 @pytest.mark.parametrize("arguments, names", cases(EVALUATE_MISTAKES))
-def test_evaluate_mistakes(work, arguments, names):
-    check_one_line(run_in(EVALUATE + arguments, work), names, prefix="error: ", quiet=False)
+def test_evaluate_mistakes(outcomes, arguments, names):
+    check_one_line(outcomes[tuple(EVALUATE + arguments)], names, prefix="error: ", quiet=False)
 
 
 @pytest.mark.slow
@@ -220,7 +240,7 @@ def test_an_unwritable_folder(work):
 def test_nothing_was_written(work):
     """No mistake above left a run folder (a retry would find its name taken), a package or a
     staging folder behind; the files in the way are as they were."""
-    assert not (work / "runs" / "run").exists() and not (work / "pkg").exists()
+    assert not list(work.glob("runs/run*")) and not (work / "pkg").exists()
     assert not (work / "cache" / "ganpack").exists()  # no data or evaluator cache either
     assert not list(work.glob(".*.partial"))
     assert (work / "a-file").read_text() == "not a folder\n"

@@ -17,17 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def run(*command, cwd=None):
+def run(*command, cwd=None, both=False):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     result = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=900, cwd=cwd, env=env)
     assert result.returncode == 0, f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-    return result.stdout
+    return result.stdout + result.stderr if both else result.stdout
 
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
-    run(sys.executable, "-m", "build", "--outdir", out, ROOT)  # the wheel is built from the sdist
+    log = run(sys.executable, "-m", "build", "--outdir", out, ROOT, both=True)  # the wheel is built from the sdist
+    assert "Deprecat" not in log, log  # setuptools warns in blocks about outdated project configuration
     return out
 
 

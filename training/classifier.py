@@ -94,10 +94,14 @@ def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path,
     path = cache_path(images_uint8, cache_dir)
     _, held_out = split(len(images))
     if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = DigitClassifier()
-        model.load_state_dict(state["model"])
-        return TrainedClassifier(model.eval(), state["held_out_accuracy"], images[held_out])
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model = DigitClassifier()
+            model.load_state_dict(state["model"])
+            return TrainedClassifier(model.eval(), float(state["held_out_accuracy"]), images[held_out])
+        except Exception as error:  # a cache is disposable: a truncated or foreign file is trained again
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            log(f"the cached classifier {path} is unreadable ({reason[:200]}); training it again")
     log(f"training the evaluator's classifier on {len(images)} images (once; cached in {cache_dir}) ...")
     trained = train_classifier(images, labels_t)
     log(f"classifier held-out accuracy: {trained.held_out_accuracy:.4f}")
