@@ -70,6 +70,11 @@ def networks_from_state(state: dict):
     weights = "ema" if "generator_ema" in state else "raw"
     generator.load_state_dict(state["generator_ema" if weights == "ema" else "generator"])
     discriminator.load_state_dict(state["discriminator"])
+    for network_name, network in (("generator", generator), ("discriminator", discriminator)):
+        for name, tensor in network.state_dict().items():
+            if not torch.isfinite(tensor).all():  # the runtime refuses such a package; say so now
+                raise ExportError(f"the checkpoint's {network_name} weight '{name}' holds a non-finite value "
+                                  "(nan or inf): the run diverged or the file is damaged")
     return config, generator.eval(), discriminator.eval(), weights
 
 

@@ -168,6 +168,24 @@ def test_parity_failure_writes_nothing(run_dir, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="differs from PyTorch"):
         write_package(load_state(run_dir), tmp_path / "pkg", log=lambda *a: None)
     assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    real_run = parity_module._run_in_batches
+    monkeypatch.setattr(parity_module, "_run_in_batches",  # onnxruntime answering NaN: never a pass
+                        lambda *args: [np.full_like(output, np.nan) for output in real_run(*args)])
+    with pytest.raises(ExportError, match="differs from PyTorch by nan"):
+        write_package(load_state(run_dir), tmp_path / "pkg", log=lambda *a: None)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(run_dir, tmp_path, value):
+    """NaN or inf in a weight: refused by name before any graph is written (the runtime would
+    refuse the package; and parity must never read a NaN difference as a pass)."""
+    state = load_state(run_dir)
+    weights = state["generator_ema"] if "generator_ema" in state else state["generator"]
+    next(iter(weights.values())).view(-1)[0] = value
+    with pytest.raises(ExportError, match="generator weight '.*' holds a non-finite value"):
+        write_package(state, tmp_path / "pkg", log=lambda *a: None)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

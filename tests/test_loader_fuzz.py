@@ -220,6 +220,20 @@ def test_bit_flips_in_a_graph_are_refused_or_harmless(valid, tmp_path_factory, b
     assert np.allclose(images, reference, rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_refused(package, backend, value):
+    """A resealed package whose weight holds NaN or inf would sample NaN (each backend its own
+    way: 0 or 255 pixels); it is refused at load instead, naming the weight."""
+    graph = onnx.load(package / "generator.onnx")
+    weight = onnx.numpy_helper.to_array(graph.graph.initializer[-1]).copy()
+    weight.flat[weight.size // 2] = value
+    graph.graph.initializer[-1].CopyFrom(onnx.numpy_helper.from_array(weight, graph.graph.initializer[-1].name))
+    reseal(package, "generator", graph.SerializeToString())
+    with pytest.raises(GanpackError, match=f"weight '{graph.graph.initializer[-1].name}' holds a non-finite value"):
+        ganpack.load(package, backend=backend)
+
+
 def test_external_data_pointing_out_of_the_package_is_refused(package, tmp_path):
     secret = tmp_path / "secret.bin"
     secret.write_bytes(np.ones(100 * 128, np.float32).tobytes())

@@ -96,7 +96,11 @@ def from_onnx(model: "onnx.ModelProto") -> DenseStack:
     def weight_of(node: "onnx.NodeProto", name: str) -> npt.NDArray[np.float32]:
         if name not in initializers:
             raise UnsupportedGraphError(f"node '{node.name}' ({node.op_type}): '{name}' is not a constant weight")
-        return initializers[name].astype(np.float32)
+        weight: npt.NDArray[np.float32] = initializers[name].astype(np.float32)
+        if not np.isfinite(weight).all():  # a corrupt package: every backend would give NaN, each its own way
+            raise UnsupportedGraphError(f"node '{node.name}' ({node.op_type}): weight '{name}' holds a non-finite "
+                                        "value (nan or inf)")
+        return weight
 
     layers: list[Layer] = []
     tensor, logits_tensor = inputs[0], None
