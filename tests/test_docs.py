@@ -150,6 +150,9 @@ STAND_INS = {
          "the whole quick mode takes 40 s here and tests/test_bench.py runs it: one backend and one path"),
     "python benchmarks/bench.py                 # every backend and path, batch 1 to 4096 (about 3 min)":
         ("python benchmarks/bench.py --help", "about 3 minutes; the line above runs the same script"),
+    "python benchmarks/train_bench.py --devices cpu --preset default,wide   # about 2 minutes on 2 cores":
+        ("python benchmarks/train_bench.py --devices cpu --preset default --quick --threads 1 --profile-steps 0",
+         "about 2 minutes; these arguments in quick mode, one config (tests/test_train_bench.py runs both)"),
     "python benchmarks/bench.py --model runs/digits/model --backends c,onnxruntime --batch-sizes 1,64":
         ("python benchmarks/bench.py --model runs/digits/model --backends c,onnxruntime --batch-sizes 1,64 "
          "--quick --networks '' --paths sample", "a second or more per setting: these arguments in quick mode, one path"),
