@@ -26,7 +26,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ sys.path.insert(0, str(HERE))
 
 from machine import cpu_info, flops_per_cycle, fma_ceiling, peak_gflops  # noqa: E402
 from measure import END_TO_END, FLOAT_KERNELS  # noqa: E402
-from report import add_ratios, markdown, plot, write_json  # noqa: E402
+from report import add_ratios, markdown, output_folder, plot, write_json  # noqa: E402
 
 ALL_BACKENDS = ["c", "onnxruntime", "onnxruntime-tuned", "numpy", "torch"]
 END_TO_END_BACKENDS = ["c", "onnxruntime", "numpy"]  # + "plain-onnxruntime" wherever onnxruntime is
@@ -137,22 +136,6 @@ def usage_error(args) -> str | None:
     return None
 
 
-def output_folder(out: str | None) -> Path:
-    """--out, created if need be; by default a fresh folder under LOCAL_RESULTS named for the time."""
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        return Path(out)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in range(100):
-        folder = LOCAL_RESULTS / (f"{stamp}-{attempt}" if attempt else stamp)
-        try:
-            folder.mkdir(parents=True)
-            return folder
-        except FileExistsError:  # another run started in the same second
-            continue
-    raise FileExistsError(f"every folder {LOCAL_RESULTS / stamp}-* is taken")
-
-
 def jobs(networks, paths, backends) -> list[tuple[str, str, str]]:
     """(section, network or path, backend) for every process to run, in order."""
     found = [("networks", network, backend) for network in networks for backend in backends]
@@ -209,7 +192,7 @@ def main(argv=None) -> int:
         print(f"bench.py: error: --backends: none of {args.backends} is available here", file=sys.stderr)
         return 2
     try:  # last of the checks: a mistake above leaves no empty folder behind
-        out_dir = output_folder(args.out)
+        out_dir = output_folder(args.out, LOCAL_RESULTS)
     except OSError as error:
         print(f"bench.py: error: --out: cannot create {args.out}: {error.strerror or error}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 import json
 import math
+import time
 from pathlib import Path
 
 PLAIN = "plain-onnxruntime"
@@ -152,3 +153,19 @@ def plot(results: dict, path: Path) -> bool:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
+
+
+def output_folder(out: str | None, local_results: Path) -> Path:
+    """--out, created if need be; by default a fresh folder under local_results named for the time."""
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return Path(out)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        folder = local_results / (f"{stamp}-{attempt}" if attempt else stamp)
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:  # another run started in the same second
+            continue
+    raise FileExistsError(f"every folder {local_results / stamp}-* is taken")

@@ -35,6 +35,7 @@ sys.path[:0] = [str(HERE), str(ROOT)]  # machine.py, and training/ without insta
 
 # training.config imports no torch: the command line is checked before torch loads
 from machine import cpu_info  # noqa: E402
+from report import output_folder  # noqa: E402
 from training.config import PRESETS, TrainConfig, apply_values, validate  # noqa: E402
 
 DEVICES = ("cpu", "cuda")
@@ -99,22 +100,6 @@ def usage_error(args) -> str | None:
             return (f"--devices: cuda requested but CUDA is not available here "
                     f"(torch {torch.__version__}, {torch.cuda.device_count()} CUDA device(s))")
     return None
-
-
-def output_folder(out: str | None) -> Path:
-    """--out, created if need be; by default a fresh folder under LOCAL_RESULTS named for the time."""
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        return Path(out)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for attempt in range(100):
-        folder = LOCAL_RESULTS / (f"{stamp}-{attempt}" if attempt else stamp)
-        try:
-            folder.mkdir(parents=True)
-            return folder
-        except FileExistsError:  # another run started in the same second
-            continue
-    raise FileExistsError(f"every folder {LOCAL_RESULTS / stamp}-* is taken")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,7 +330,7 @@ def main(argv=None) -> int:
     settings = {key: getattr(args, key) if getattr(args, key) is not None else (QUICK if args.quick else FULL)[key]
                 for key in FULL}
     try:  # last of the checks: a mistake above leaves no empty folder behind
-        out_dir = output_folder(args.out)
+        out_dir = output_folder(args.out, LOCAL_RESULTS)
     except OSError as error:
         print(f"train_bench.py: error: --out: cannot create {args.out}: {error.strerror or error}", file=sys.stderr)
         return 2
