@@ -18,7 +18,6 @@ committed report (benchmarks/results/bench.json, bench.png) changes only with
 `--out benchmarks/results`. A mistake on the command line is one line on stderr and status 2.
 """
 
-import argparse
 import json
 import math
 import os
@@ -33,6 +32,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from ganpack.errors import ArgumentParser  # noqa: E402  one line per mistake, status 2
 from machine import cpu_info, flops_per_cycle, fma_ceiling, peak_gflops  # noqa: E402
 from measure import END_TO_END, FLOAT_KERNELS  # noqa: E402
 from report import add_ratios, markdown, output_folder, plot, write_json  # noqa: E402
@@ -42,11 +42,6 @@ END_TO_END_BACKENDS = ["c", "onnxruntime", "numpy"]  # + "plain-onnxruntime" whe
 QUICK_BATCH_SIZES = [1, 64]
 MAX_BATCH = 1 << 16  # the reference arrays of a batch take about 10 kB a sample
 LOCAL_RESULTS = HERE / "results" / "local"  # git-ignored: a fresh folder per run
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's default prints the usage too: one line is enough
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def available(requested: list[str]) -> list[str]:
@@ -158,7 +153,7 @@ def machine(cpu: dict, per_cycle: int, basis: str, seconds: float) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = Parser(prog="bench.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model package (default: the one inside ganpack)")
     parser.add_argument("--backends", default=",".join(ALL_BACKENDS))
     parser.add_argument("--batch-sizes", default="1,8,64,512,4096")

@@ -19,7 +19,6 @@ fresh folder under runs/train_bench/, which git ignores). A mistake on the comma
 line on stderr and status 2.
 """
 
-import argparse
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]  # machine.py, and training/ without installing it
 
 # training.config imports no torch: the command line is checked before torch loads
+from ganpack.errors import ArgumentParser  # noqa: E402  one line per mistake, status 2
 from machine import cpu_info  # noqa: E402
 from report import output_folder  # noqa: E402
 from training.config import PRESETS, TrainConfig, apply_values, validate  # noqa: E402
@@ -62,11 +62,6 @@ MODES: dict[str, Callable] = {"eager": eager_step}
 
 # ---------------------------------------------------------------------------------------------
 # command line
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's default prints the usage too: one line is enough
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def names(given: str) -> list[str]:
@@ -301,7 +296,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = Parser(prog="train_bench.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="train_bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--devices", default=None, help="cpu, cuda or both (default: cpu, and cuda when available)")
     parser.add_argument("--preset", default=None, help=f"configs, of {','.join(CONFIGS)} (default: default,wide)")
     parser.add_argument("--modes", default=None, help=f"step modes, of {','.join(MODES)} (default: all)")

@@ -17,14 +17,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
 from ganpack import __version__
 from ganpack.backends import PREFERENCE
 from ganpack.contract import IMAGE_DIM, IMAGE_SHAPE
-from ganpack.errors import InputError, run_command
+from ganpack.errors import ArgumentParser, InputError, run_command
 from ganpack.latents import MAX_SEED
 from ganpack.model import STREAM_ROWS, Model, load
 from ganpack.npy import check_space, write_npy
@@ -34,11 +34,6 @@ MAX_GRID_IMAGES = 10_000  # a PNG grid of more is not for looking at; .npy takes
 
 # ---------------------------------------------------------------------------------------------
 # arguments: every number is checked by argparse, so its error names the option and the value
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse's default prints the usage too: one line is enough
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
 
 def _integer(low: int, high: int, expected: str) -> Callable[[str], int]:
     def check(text: str) -> int:
@@ -268,7 +263,7 @@ def _describe(facts: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def parser() -> argparse.ArgumentParser:
-    top = _Parser(prog="ganpack", description="Sample and score ganpack model packages.")
+    top = ArgumentParser(prog="ganpack", description="Sample and score ganpack model packages.")
     top.add_argument("--version", action="version", version=f"ganpack {__version__}")
     commands = top.add_subparsers(dest="command", required=True)
 

@@ -5,7 +5,9 @@ Training and export define their own (training/errors.py, export/errors.py), as 
 GanpackError, so run_command reports theirs in one line too.
 """
 
+import argparse
 from collections.abc import Callable
+from typing import NoReturn
 
 
 class GanpackError(Exception):
@@ -18,6 +20,14 @@ class PackageError(GanpackError):
 
 class InputError(GanpackError, ValueError):
     """An argument of the wrong shape, type or value (NaN latents, n < 0, ...)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a mistake is one line and status 2: argparse's own prints the usage
+    too. The `ganpack` command and the benchmark scripts parse with it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def run_command(main: Callable[[list[str]], int], argv: list[str]) -> None:
