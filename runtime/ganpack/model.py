@@ -116,9 +116,10 @@ class Model:
         n, seed = _count(n), self._seed(seed)
         if self._stream == GENERATOR:
             return next(self._latent_chunks(n, seed, max(n, 1)))
+        rng = np.random.default_rng(seed)  # 0.1.0's stream: one numpy generator, drawn in order
         out = np.empty((n, self.latent_dim), np.float32)
-        for start, rows in zip(range(0, n, CHUNK_ROWS), self._latent_chunks(n, seed, CHUNK_ROWS), strict=True):
-            out[start:start + len(rows)] = rows
+        for start in range(0, n, CHUNK_ROWS):
+            self._draw_legacy(rng, out[start:start + CHUNK_ROWS])
         return out
 
     def _latent_chunks(self, n: int, seed: int | None, rows: int) -> Iterator[np.ndarray]:
@@ -135,16 +136,18 @@ class Model:
                                    self._scale, self._offset)
             return
         rng = np.random.default_rng(seed)  # 0.1.0's stream: one numpy generator, drawn in order
-        scale, offset = np.float32(self._scale), np.float32(self._offset)  # (std, mean) or (high - low, low)
         for first in range(0, max(n, 1), rows):
-            chunk = np.empty((min(rows, n - first), self.latent_dim), np.float32)
-            if latent.distribution == NORMAL:
-                rng.standard_normal(chunk.shape, dtype=np.float32, out=chunk)
-            else:
-                rng.random(chunk.shape, dtype=np.float32, out=chunk)
-            chunk *= scale
-            chunk += offset
-            yield chunk
+            yield self._draw_legacy(rng, np.empty((min(rows, n - first), self.latent_dim), np.float32))
+
+    def _draw_legacy(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+        """The next rows of the "numpy-pcg64" stream, drawn into `rows` (float32, in place)."""
+        if self.manifest.latent.distribution == NORMAL:
+            rng.standard_normal(rows.shape, dtype=np.float32, out=rows)
+        else:
+            rng.random(rows.shape, dtype=np.float32, out=rows)
+        rows *= np.float32(self._scale)  # (std, mean) or (high - low, low)
+        rows += np.float32(self._offset)
+        return rows
 
     def _seed(self, seed: object) -> int | None:
         """The seed checked; None becomes a fresh random one for the GENERATOR stream (the legacy
