@@ -6,13 +6,14 @@
 
 Each (device, config, mode) gets a fresh Trainer (training.trainer.Trainer, no run folder, the
 config's batch size, the bundled digits on the device) and a step callable built from it by the
-mode (MODES). "eager" is Trainer.train_step unchanged: the reference every fast path is set
-against. Timed: `--steps` calls of the step on batches of real digits sliced beforehand (as
-Trainer.train slices them), the step counter advanced after each; not timed: batch slicing,
-logging, the progress bar. After `--warmup` steps, each of `--repeats` repeats reads the clock
-around `--steps` steps (on CUDA after torch.cuda.synchronize); the figures are the median
-repeat. Then torch.profiler runs `--profile-steps` more steps: the share of self time spent in
-matrix multiplies (MATMUL_OPS; on CUDA also the share of GPU kernel time they launched).
+mode (MODES). "eager" is Trainer.reference_step, autograd: the reference every fast path is set
+against; "fast" is the hand-written step training.run uses by default (training/fast_step.py).
+Timed: `--steps` calls of the step on batches of real digits sliced beforehand (as Trainer.train
+slices them), the step counter advanced after each; not timed: batch slicing, logging, the
+progress bar. After `--warmup` steps, each of `--repeats` repeats reads the clock around `--steps`
+steps (on CUDA after torch.cuda.synchronize); the figures are the median repeat. Then
+torch.profiler runs `--profile-steps` more steps: the share of self time spent in matrix
+multiplies (MATMUL_OPS; on CUDA also the share of GPU kernel time they launched).
 
 Prints a markdown table; writes train_bench.json and train_bench.png into --out (by default a
 fresh folder under runs/train_bench/, which git ignores). A mistake on the command line is one
@@ -48,16 +49,15 @@ QUICK = {"steps": 5, "repeats": 1, "warmup": 2, "profile_steps": 2}  # seconds o
 
 
 # ---------------------------------------------------------------------------------------------
-# modes: name -> function(trainer) -> step(real (B, 784) on the device) -> detached metrics (4,)
+# modes: name -> (the config's train_step, function(trainer) -> step(real (B, 784)) -> metrics (4,))
 # A fast path is one more entry; it may prepare anything (compile, capture a graph) before it
 # returns, and that time is warm-up, reported separately by whoever adds it.
 
 
-def eager_step(trainer) -> Callable:
-    return trainer.train_step
-
-
-MODES: dict[str, Callable] = {"eager": eager_step}
+MODES: dict[str, tuple[str, Callable]] = {
+    "eager": ("reference", lambda trainer: trainer.reference_step),  # autograd: the reference
+    "fast": ("fast", lambda trainer: trainer.train_step),  # training/fast_step.py
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,16 +101,16 @@ def usage_error(args) -> str | None:
 # measuring
 
 
-def build_trainer(config_name: str, device: str, threads: int):
-    """The Trainer training.run would build for `--preset config_name --device device`, without a
-    run folder, the evaluator or a progress bar."""
+def build_trainer(config_name: str, device: str, threads: int, mode: str = "eager"):
+    """The Trainer training.run would build for `--preset config_name --device device` and the
+    mode's train_step, without a run folder, the evaluator or a progress bar."""
     from training.distributed import World
     from training.trainer import Trainer
 
     config = TrainConfig()
     if config_name != "default":
         apply_values(config, {**PRESETS[config_name], "preset": config_name}, source=f"preset '{config_name}'")
-    config.run.device, config.run.threads = device, threads
+    config.run.device, config.run.threads, config.run.train_step = device, threads, MODES[mode][0]
     config.run.eval_every, config.run.progress = 0, False
     return Trainer(validate(config), None, World())
 
@@ -177,8 +177,8 @@ def measure(device: str, config_name: str, mode: str, settings: dict, threads: i
     """One row: a fresh Trainer, warm-up, timed repeats, a profile."""
     import torch
 
-    trainer = build_trainer(config_name, device, threads)
-    step = MODES[mode](trainer)
+    trainer = build_trainer(config_name, device, threads, mode)
+    step = MODES[mode][1](trainer)
     batches = real_batches(trainer)
     run_steps(trainer, step, batches, settings["warmup"])
     per_repeat = []

@@ -2,22 +2,29 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from training import distributed
+from training import checkpoint, distributed
 from training.distributed import World, close_world
 
 TESTS = Path(__file__).resolve().parent
 
 
-def torchrun(*args, cwd):
+def torchrun_command(*args, cwd):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), os.environ.get("PYTHONPATH", "")])}
+    return command, env
+
+
+def torchrun(*args, cwd):
+    command, env = torchrun_command(*args, cwd=cwd)
     return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
@@ -44,6 +51,43 @@ def test_torchrun_command_line(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "x 2 processes" in result.stdout and "global batch 128" in result.stdout
     assert (tmp_path / "runs" / "cli" / "samples" / "final.png").exists()
+
+
+@pytest.mark.slow
+def test_a_signal_under_torchrun_stops_every_rank_at_one_step_and_the_run_resumes_exactly(tmp_path):
+    """torchrun passes SIGTERM on to both ranks, each at a step of its own: they agree on one step,
+    rank 0 checkpoints, and the resumed run ends with the weights of a run never stopped."""
+    root = TESTS.parent
+    runs = tmp_path / "runs"
+
+    def train(name, *extra):  # 5,000 bundled digits, global batch 256: 19 steps an epoch
+        return ("-m", "training.run", "--out_dir", str(runs), "--name", name, "--epochs", "8", "--batch_size", "128",
+                "--log_every", "4", "--threads", "1", "--progress", "false", "--eval_every", "0",
+                "--export", "false", *extra)
+
+    whole = torchrun(*train("whole"), cwd=root)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    command, env = torchrun_command(*train("stopped"), cwd=root)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env)
+    metrics = runs / "stopped" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().strip()) and process.poll() is None:
+        assert time.monotonic() < deadline, "no metrics in time"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert "checkpoint saved" in out, err[-3000:]
+    stopped, _ = checkpoint.load_latest(runs / "stopped")
+    assert 0 < stopped["step"] < 8 * 19 and stopped["step"] % 4 == 0  # stopped early, at an agreed step
+
+    resumed = torchrun("-m", "training.run", "--resume", str(runs / "stopped"), "--progress", "false", cwd=root)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"from step_{stopped['step']:08d}" in resumed.stdout or f"step {stopped['step']})" in resumed.stdout
+    a, b = (checkpoint.load_latest(runs / name)[0] for name in ("whole", "stopped"))
+    assert a["step"] == b["step"] == 8 * 19
+    for network in ("generator", "discriminator", "generator_ema"):
+        for key, tensor in a[network].items():
+            assert torch.equal(tensor, b[network][key]), f"{network}.{key} differs from the run never stopped"
 
 
 def test_a_finished_run_waits_for_every_rank_before_leaving(monkeypatch):

@@ -30,14 +30,16 @@ def quick_run(tmp_path_factory):
 def test_quick_run_measures_every_config_and_writes_a_plot(quick_run):
     done, results, out_dir = quick_run
     rows = {(row["device"], row["config"], row["mode"]): row for row in results["rows"]}
-    assert set(rows) == {("cpu", "default", "eager"), ("cpu", "wide", "eager")}
+    assert set(rows) == {(device, config, mode) for device in ("cpu",) for config in ("default", "wide")
+                         for mode in ("eager", "fast")}
     for row in rows.values():
         assert math.isfinite(row["steps_per_s"]) and row["steps_per_s"] > 0
         assert row["ms_per_step"] == pytest.approx(1e3 / row["steps_per_s"])  # one repeat: the same figure
         assert row["threads"] == 1 and row["batch_size"] == 256 and row["finite"]
-        assert row["vs_eager"] == 1.0
+        eager = rows[row["device"], row["config"], "eager"]["steps_per_s"]
+        assert row["vs_eager"] == pytest.approx(row["steps_per_s"] / eager)
         assert 0 < row["profile"]["matmul_share_cpu"] <= 1 and "aten::addmm" in row["profile"]["counted"]
-    assert rows["cpu", "wide", "eager"]["generator_hidden"] == [256]
+    assert rows["cpu", "wide", "eager"]["generator_hidden"] == rows["cpu", "wide", "fast"]["generator_hidden"] == [256]
     assert results["machine"]["cpu"]["model"] and results["machine"]["torch"] == torch.__version__
     assert results["settings"]["quick"] and results["settings"]["repeats"] == 1
     assert "| device | config | mode | threads | batch | steps/s | ms/step | vs eager | matmul share |" in done.stdout
@@ -71,7 +73,7 @@ def test_cuda_without_cuda_is_a_clear_error():
 
 @pytest.mark.slow
 def test_a_new_mode_is_measured_next_to_eager(tmp_path, monkeypatch, capsys):
-    """The harness's contract for fast paths: a mode is a name -> function(trainer) -> step."""
+    """The harness's contract for fast paths: a mode is a name -> (train_step, function(trainer) -> step)."""
     spec = importlib.util.spec_from_file_location("train_bench", TRAIN_BENCH)
     train_bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_bench)
@@ -81,7 +83,7 @@ def test_a_new_mode_is_measured_next_to_eager(tmp_path, monkeypatch, capsys):
         built.append(trainer)
         return lambda real: (trainer.train_step(real), trainer.train_step(real))[1]
 
-    monkeypatch.setattr(train_bench, "MODES", {**train_bench.MODES, "twice": twice})
+    monkeypatch.setattr(train_bench, "MODES", {**train_bench.MODES, "twice": ("reference", twice)})
     threads = torch.get_num_threads()
     try:  # the Trainer sets torch's thread count for the whole process
         status = train_bench.main(["--quick", "--devices", "cpu", "--preset", "default", "--modes", "eager,twice",
@@ -91,6 +93,7 @@ def test_a_new_mode_is_measured_next_to_eager(tmp_path, monkeypatch, capsys):
     assert status == 0, capsys.readouterr().err
     rows = json.loads((tmp_path / "train_bench.json").read_text())["rows"]
     assert [row["mode"] for row in rows] == ["eager", "twice"] and len(built) == 1
+    assert built[0].config.run.train_step == "reference"
     assert rows[0]["vs_eager"] == 1.0  # each against the eager row of its device and config
     assert rows[1]["vs_eager"] == pytest.approx(rows[1]["steps_per_s"] / rows[0]["steps_per_s"])
     assert rows[1]["profile"] is None

@@ -91,12 +91,14 @@ def test_resume_after_an_epoch_matches_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_config, tmp_path):
+@pytest.mark.parametrize("train_step", ["fast", "reference"])
+def test_resume_mid_epoch_matches_an_uninterrupted_run(tiny_config, tmp_path, train_step):
     # with the moving average, the learning-rate decay, the shifts and R1 on, so they are covered too
     tiny_config.optimizer.ema_decay, tiny_config.optimizer.lr_decay_start = 0.9, 0.5
     tiny_config.optimizer.augment_shift, tiny_config.optimizer.r1_gamma = 2, 1.0
+    tiny_config.run.train_step = train_step
     assert main(cli(tmp_path, "whole", "--ema_decay", "0.9", "--lr_decay_start", "0.5",
-                    "--augment_shift", "2", "--r1_gamma", "1.0")) == 0
+                    "--augment_shift", "2", "--r1_gamma", "1.0", "--train_step", train_step)) == 0
     run_dir = new_run_dir(tiny_config.run.out_dir, "stopped", overwrite=False)
 
     def stop_after_step_3(trainer):
@@ -118,18 +120,16 @@ def test_resume_refuses_to_change_the_model(tmp_path):
         main(["--resume", str(tmp_path / "runs" / "r"), "--latent_dim", "8"])
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, monkeypatch):
-    import training.trainer as trainer_module
+@pytest.mark.parametrize("train_step", ["fast", "reference"])
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, monkeypatch, train_step):
+    tiny_config.run.train_step = train_step
+    real_step = Trainer.train_step
 
-    real_loss = trainer_module.generator_loss
-    steps = {"n": 0}
+    def poisoned_step(self, real):  # epoch 2 goes bad: its losses come back NaN
+        metrics = real_step(self, real)
+        return metrics * float("nan") if self.step >= 5 else metrics
 
-    def poisoned_loss(logits):
-        steps["n"] += 1
-        loss = real_loss(logits)
-        return loss * float("nan") if steps["n"] >= 6 else loss  # epoch 2 goes bad
-
-    monkeypatch.setattr(trainer_module, "generator_loss", poisoned_loss)
+    monkeypatch.setattr(Trainer, "train_step", poisoned_step)
     run_dir = new_run_dir(tiny_config.run.out_dir, tiny_config.run.name, overwrite=False)
     with pytest.raises(TrainingError, match="non-finite loss"):
         Trainer(tiny_config, run_dir, World()).train()
@@ -141,7 +141,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, m
 
 @pytest.mark.parametrize("r1_gamma", [0.0, 1.0])
 def test_one_discriminator_scores_real_and_generated_batches(tiny_config, monkeypatch, r1_gamma):
+    """The reference step's structure (the fast step uses the one module's layers by construction)."""
     tiny_config.optimizer.r1_gamma = r1_gamma
+    tiny_config.run.train_step = "reference"
     calls = []
     original = Discriminator.forward
 

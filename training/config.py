@@ -50,6 +50,9 @@ class DataConfig:
     batch_size: int = 256  # per process; the global batch is batch_size * world size
 
 
+TRAIN_STEPS = ("fast", "reference")  # RunConfig.train_step
+
+
 @dataclass
 class RunConfig:
     name: str = ""  # run folder name under out_dir; empty: a timestamp
@@ -70,6 +73,7 @@ class RunConfig:
     progress: bool = True  # tqdm progress bar
     preset: str = ""  # the preset the run started from (--preset), for the record
     export: bool = True  # write the model package to <run folder>/model at the end
+    train_step: str = "fast"  # "fast": written out by hand (training/fast_step.py); "reference": autograd
 
 
 SECTIONS = {
@@ -241,6 +245,7 @@ def validate(config: TrainConfig) -> TrainConfig:
          or (r.device[:5] == "cuda:" and r.device[5:].isascii() and r.device[5:].isdigit()),
          "must be auto, cpu, mps, cuda or cuda:N"),
         ("threads", 0 <= r.threads <= MAX_THREADS, f"must be in [0, {MAX_THREADS}]"),
+        ("train_step", r.train_step in TRAIN_STEPS, f"must be one of {', '.join(TRAIN_STEPS)}"),
         ("log_every", r.log_every > 0, "must be positive"),
         ("sample_every", r.sample_every > 0, "must be positive"),
         ("checkpoint_every", r.checkpoint_every > 0, "must be positive"),

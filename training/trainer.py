@@ -19,6 +19,7 @@ from training.augment import translate
 from training.config import TrainConfig
 from training.distributed import World, sum_over_ranks
 from training.errors import ConfigError, TrainingError
+from training.fast_step import FastStep
 from training.losses import discriminator_loss, generator_loss, r1_penalty
 from training.model import build_models, sample_latent
 from training.rundir import MetricsLog, plot_metrics, plot_quality
@@ -96,10 +97,12 @@ class Trainer:
         wrap = (lambda m: DistributedDataParallel(m)) if world.distributed else (lambda m: m)
         self.generator_train, self.discriminator_train = wrap(self.generator), wrap(self.discriminator)
         opt = config.optimizer
+        # the fast step uses Adam's fused kernel (where torch has one); the reference step torch's default
+        self.fused_adam = run.train_step == "fast" and self.device.type in ("cpu", "cuda")
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=opt.generator_lr,
-                                            betas=(opt.beta1, opt.beta2))
+                                            betas=(opt.beta1, opt.beta2), fused=self.fused_adam or None)
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=opt.discriminator_lr,
-                                            betas=(opt.beta1, opt.beta2))
+                                            betas=(opt.beta1, opt.beta2), fused=self.fused_adam or None)
         # The moving average of G's weights is what samples and exports use when enabled: it
         # smooths out the step-to-step jitter of adversarial training.
         self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
@@ -112,6 +115,7 @@ class Trainer:
         self.stop_requested = False
         if resume_state is not None:
             self._restore(resume_state)
+        self._step = FastStep(self) if run.train_step == "fast" else self.reference_step
         if run_dir is not None and world.is_main:
             self._check_free_space()
 
@@ -141,8 +145,10 @@ class Trainer:
                                 f"it with the same number, not {self.world.size}")
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
-        self.optimizer_g.load_state_dict(state["optimizer_g"])
-        self.optimizer_d.load_state_dict(state["optimizer_d"])
+        for optimizer, key in ((self.optimizer_g, "optimizer_g"), (self.optimizer_d, "optimizer_d")):
+            optimizer.load_state_dict(state[key])
+            for group in optimizer.param_groups:  # the checkpoint's step mode may have been the other one
+                group["fused"], group["foreach"] = self.fused_adam or None, None
         if self.generator_ema is not None:
             self.generator_ema.load_state_dict(state["generator_ema"])
         torch.set_rng_state(state["torch_rng"])
@@ -187,11 +193,25 @@ class Trainer:
         order = torch.Generator().manual_seed(_mix(self.config.run.seed, epoch))
         return torch.randperm(len(self.data), generator=order).to(self.device, non_blocking=True)
 
+    def seed_step_noise(self) -> torch.Generator:
+        """The generator every random draw of this step comes from, seeded by (seed, rank, step)."""
+        self.noise.manual_seed(_mix(self.config.run.seed, self.world.rank, self.step, 1))
+        return self.noise
+
+    def ema_decay_now(self) -> float:
+        # Warm-up: early on the average would mostly remember the random initial weights.
+        return min(self.config.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
+
     def train_step(self, real: torch.Tensor) -> torch.Tensor:
         """One D update then one G update on the same latents; returns detached
-        [loss_d, loss_g, mean D(x), mean D(G(z))] on the device (no host sync)."""
+        [loss_d, loss_g, mean D(x), mean D(G(z))] on the device (no host sync). The config's
+        train_step picks how: "fast" (training/fast_step.py) or "reference" (reference_step)."""
+        return self._step(real)
+
+    def reference_step(self, real: torch.Tensor) -> torch.Tensor:
+        """train_step through autograd: the reference every faster step is tested against."""
         cfg = self.config
-        self.noise.manual_seed(_mix(cfg.run.seed, self.world.rank, self.step, 1))
+        self.seed_step_noise()
         z = sample_latent(real.shape[0], cfg.model, self.noise, self.device)  # (B, latent_dim)
         fake, _ = self.generator_train(z)  # (B, 784)
 
@@ -221,8 +241,7 @@ class Trainer:
         self.optimizer_g.step()
         self.discriminator.requires_grad_(True)
         if self.generator_ema is not None:
-            # Warm-up: early on the average would mostly remember the random initial weights.
-            decay = min(cfg.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
+            decay = self.ema_decay_now()
             with torch.no_grad():
                 for average, current in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
                     average.lerp_(current, 1.0 - decay)
@@ -248,7 +267,7 @@ class Trainer:
                 order = self._epoch_order(self.epoch)
                 self._set_learning_rates(self.epoch)
                 while self.step_in_epoch < self.steps_per_epoch:
-                    if self.stop_requested:
+                    if self._stop_agreed():
                         self.elapsed = time.perf_counter() - started
                         self._check_finite(running, count)
                         self.save_checkpoint()
@@ -282,6 +301,18 @@ class Trainer:
                 metrics.close()
                 plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "metrics.png")
         return True
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop before this step. One process stops as soon as it is asked. Under torchrun
+        every rank gets the signal, but each at a step of its own: the ranks agree every log_every
+        steps (an all-reduce of their flags), so that all stop at one step and none is left waiting
+        in a collective for a peer that has gone."""
+        if not self.world.distributed:
+            return self.stop_requested
+        if self.step % self.config.run.log_every:
+            return False
+        flag = torch.tensor([float(self.stop_requested)], device=self.device)
+        return sum_over_ranks(flag, self.world).item() > 0
 
     def _end_of_epoch(self) -> None:
         run, last = self.config.run, self.epoch == self.epochs

@@ -1,0 +1,106 @@
+"""The hand-written step (training/fast_step.py) against autograd's reference step, on fixed seeds.
+
+Stated tolerances: the gradients of one step agree to 1e-5 of each tensor's largest magnitude (the
+same float32 products, summed in another order), the returned metrics to 1e-6, and the weights
+after 20 steps to 1e-4 of each tensor's largest magnitude (Adam's fused kernel rounds differently
+from the default one; GAN training does not amplify it over 20 steps)."""
+
+import pytest
+import torch
+
+from training.config import TrainConfig, validate
+from training.distributed import World
+from training.fast_step import FastStep
+from training.trainer import Trainer
+
+CONFIGS = {
+    "default": {},
+    "no R1": {"r1_gamma": 0.0},
+    "no shift": {"augment_shift": 0},
+    "no EMA, uniform z": {"ema_decay": 0.0, "latent_distribution": "uniform"},
+    "deeper": {"generator_hidden": (48, 32), "discriminator_hidden": (40, 24), "r1_gamma": 5.0},
+    "D without a hidden layer": {"discriminator_hidden": ()},
+}
+
+
+def trainer(train_step: str, batch_size: int = 64, **values) -> Trainer:
+    config = TrainConfig()
+    config.run.device, config.run.threads, config.run.train_step = "cpu", 1, train_step
+    config.run.eval_every, config.run.progress = 0, False
+    config.data.batch_size = batch_size
+    for key, value in values.items():
+        section = next(s for s in (config.model, config.optimizer, config.data, config.run) if hasattr(s, key))
+        setattr(section, key, value)
+    return Trainer(validate(config), None, World())
+
+
+def batches(trainer: Trainer, count: int) -> list[torch.Tensor]:
+    order = torch.randperm(len(trainer.data), generator=torch.Generator().manual_seed(7))
+    size = trainer.config.data.batch_size
+    return [trainer.data[order[i * size:(i + 1) * size]] for i in range(count)]
+
+
+def steps(trainer: Trainer, real: list[torch.Tensor]) -> torch.Tensor:
+    for batch in real:
+        out = trainer.train_step(batch)
+        trainer.step += 1
+    return out
+
+
+def assert_close(a: torch.Tensor, b: torch.Tensor, relative: float, what: str) -> None:
+    scale = max(a.abs().max().item(), 1e-30)
+    worst = (a - b).abs().max().item()
+    assert worst <= relative * scale, f"{what}: differs by {worst:.3g}, {worst / scale:.3g} of its largest value"
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_one_step_has_the_reference_gradients_and_metrics(name):
+    reference, fast = trainer("reference", **CONFIGS[name]), trainer("fast", **CONFIGS[name])
+    for optimizer in (reference.optimizer_g, reference.optimizer_d, fast.optimizer_g, fast.optimizer_d):
+        optimizer.param_groups[0]["lr"] = 0.0  # the weights stay put: each update's gradients stay in .grad
+    (real,) = batches(reference, 1)
+    expected, got = reference.train_step(real), fast.train_step(real)
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    for network in ("generator", "discriminator"):
+        pairs = zip(getattr(reference, network).named_parameters(), getattr(fast, network).parameters(), strict=True)
+        for (key, a), b in pairs:
+            assert a.grad is not None and b.grad is not None
+            assert_close(a.grad, b.grad, 1e-5, f"{name}: {network}.{key}.grad")
+
+
+@pytest.mark.parametrize("name", ["default", "deeper"])
+def test_twenty_steps_end_near_the_reference_weights(name):
+    reference, fast = trainer("reference", **CONFIGS[name]), trainer("fast", **CONFIGS[name])
+    real = batches(reference, 20)
+    torch.testing.assert_close(steps(fast, real), steps(reference, real), rtol=1e-3, atol=1e-4)
+    for network in ("generator", "discriminator", "generator_ema"):
+        a, b = getattr(reference, network).state_dict(), getattr(fast, network).state_dict()
+        for key in a:
+            assert_close(a[key], b[key], 1e-4, f"{name}: {network}.{key}")
+            assert not torch.equal(a[key], getattr(trainer("fast", **CONFIGS[name]), network).state_dict()[key])
+
+
+def test_the_fast_step_is_repeatable_bit_for_bit():
+    first, second = trainer("fast"), trainer("fast")
+    real = batches(first, 6)
+    assert torch.equal(steps(first, real), steps(second, real))
+    for network in ("generator", "discriminator", "generator_ema"):
+        for key, value in getattr(first, network).state_dict().items():
+            assert torch.equal(value, getattr(second, network).state_dict()[key]), f"{network}.{key}"
+
+
+def test_the_config_picks_the_step_and_adam():
+    fast, reference = trainer("fast"), trainer("reference")
+    assert isinstance(fast._step, FastStep) and fast.optimizer_d.param_groups[0]["fused"]
+    assert reference._step == reference.reference_step and not reference.optimizer_d.param_groups[0]["fused"]
+
+
+def test_a_checkpoint_resumes_under_the_other_step_with_its_own_adam():
+    fast = trainer("fast")
+    steps(fast, batches(fast, 2))
+    state = fast.state()
+    assert state["optimizer_d"]["param_groups"][0]["fused"]  # the checkpoint records the fused kernel
+    resumed = Trainer(trainer("reference").config, None, World(), resume_state=state)
+    for optimizer in (resumed.optimizer_g, resumed.optimizer_d):
+        assert all(not group["fused"] for group in optimizer.param_groups)
+    assert resumed.step == 2 and torch.isfinite(steps(resumed, batches(resumed, 1))).all()
