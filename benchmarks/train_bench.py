@@ -10,8 +10,9 @@ mode (MODES). "eager" is Trainer.reference_step, autograd: the reference every f
 against; "fast" is the hand-written step training.run uses by default (training/fast_step.py).
 Timed: `--steps` calls of the step on batches of real digits sliced beforehand (as Trainer.train
 slices them), the step counter advanced after each; not timed: batch slicing, logging, the
-progress bar. After `--warmup` steps, each of `--repeats` repeats reads the clock around `--steps`
-steps (on CUDA after torch.cuda.synchronize); the figures are the median repeat. Then
+progress bar. After `--warmup` steps of each mode, each of `--repeats` repeats reads the clock
+around `--steps` steps of every mode in turn (on CUDA after torch.cuda.synchronize), so that a
+shared machine's changing load falls on all modes alike; the figures are the median repeat. Then
 torch.profiler runs `--profile-steps` more steps: the share of self time spent in matrix
 multiplies (MATMUL_OPS; on CUDA also the share of GPU kernel time they launched).
 
@@ -41,7 +42,7 @@ from training.config import PRESETS, TrainConfig, apply_values, validate  # noqa
 
 DEVICES = ("cpu", "cuda")
 CONFIGS = ("default", *PRESETS)  # "default": TrainConfig() as it stands
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul")
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::matmul")
 MAX_THREADS = 1024  # training.config's limit for --threads
 LOCAL_RESULTS = ROOT / "runs" / "train_bench"  # git-ignored: a fresh folder per run
 FULL = {"steps": 200, "repeats": 5, "warmup": 20, "profile_steps": 20}
@@ -173,37 +174,48 @@ def profile(trainer, step: Callable, batches: list, count: int) -> dict:
     return found
 
 
-def measure(device: str, config_name: str, mode: str, settings: dict, threads: int) -> dict:
-    """One row: a fresh Trainer, warm-up, timed repeats, a profile."""
+def measure(device: str, config_name: str, modes: list[str], settings: dict, threads: int) -> list[dict]:
+    """One row per mode: a fresh Trainer each, warm-up, then the timed repeats taken in turns (mode
+    a, b, a, b, ...), so that a change in the machine's load falls on every mode alike; a profile."""
     import torch
 
-    trainer = build_trainer(config_name, device, threads, mode)
-    step = MODES[mode][1](trainer)
-    batches = real_batches(trainer)
-    run_steps(trainer, step, batches, settings["warmup"])
-    per_repeat = []
+    trainers = {mode: build_trainer(config_name, device, threads, mode) for mode in modes}
+    steps = {mode: MODES[mode][1](trainer) for mode, trainer in trainers.items()}
+    batches = real_batches(next(iter(trainers.values())))
+    for mode, trainer in trainers.items():
+        run_steps(trainer, steps[mode], batches, settings["warmup"])
+    rates: dict[str, list[float]] = {mode: [] for mode in modes}
+    last = {}
     for repeat in range(settings["repeats"]):
-        synchronize(trainer.device)
-        started = time.perf_counter()
-        last = run_steps(trainer, step, batches, settings["steps"])
-        synchronize(trainer.device)
-        per_repeat.append(settings["steps"] / (time.perf_counter() - started))
-        print(f"  repeat {repeat + 1}/{settings['repeats']}: {per_repeat[-1]:.1f} steps/s", file=sys.stderr)
-    finite = bool(torch.isfinite(last).all())  # one host sync, after the clock stopped
-    model, batch = trainer.config.model, trainer.config.data.batch_size
-    row = {"device": device, "config": config_name, "mode": mode,
-           "device_name": (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
-                           else cpu_info()["model"]),
-           "threads": torch.get_num_threads(), "batch_size": batch,
-           "generator_hidden": list(model.generator_hidden), "discriminator_hidden": list(model.discriminator_hidden),
-           "r1_gamma": trainer.config.optimizer.r1_gamma, "augment_shift": trainer.config.optimizer.augment_shift,
-           "ema_decay": trainer.config.optimizer.ema_decay,
-           "steps_per_s": statistics.median(per_repeat),
-           "ms_per_step": statistics.median(1e3 / rate for rate in per_repeat),
-           "steps_per_s_repeats": per_repeat, "images_per_s": batch * statistics.median(per_repeat),
-           "finite": finite}
-    row["profile"] = profile(trainer, step, batches, settings["profile_steps"]) if settings["profile_steps"] else None
-    return row
+        for mode, trainer in trainers.items():
+            synchronize(trainer.device)
+            started = time.perf_counter()
+            last[mode] = run_steps(trainer, steps[mode], batches, settings["steps"])
+            synchronize(trainer.device)
+            rates[mode].append(settings["steps"] / (time.perf_counter() - started))
+        print(f"  repeat {repeat + 1}/{settings['repeats']}: "
+              + ", ".join(f"{mode} {rates[mode][-1]:.1f}" for mode in modes) + " steps/s", file=sys.stderr)
+    rows = []
+    for mode, trainer in trainers.items():
+        per_repeat = rates[mode]
+        model, batch = trainer.config.model, trainer.config.data.batch_size
+        row = {"device": device, "config": config_name, "mode": mode,
+               "train_step": trainer.step_description,
+               "device_name": (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
+                               else cpu_info()["model"]),
+               "threads": torch.get_num_threads(), "batch_size": batch,
+               "generator_hidden": list(model.generator_hidden),
+               "discriminator_hidden": list(model.discriminator_hidden),
+               "r1_gamma": trainer.config.optimizer.r1_gamma, "augment_shift": trainer.config.optimizer.augment_shift,
+               "ema_decay": trainer.config.optimizer.ema_decay,
+               "steps_per_s": statistics.median(per_repeat),
+               "ms_per_step": statistics.median(1e3 / rate for rate in per_repeat),
+               "steps_per_s_repeats": per_repeat, "images_per_s": batch * statistics.median(per_repeat),
+               "finite": bool(torch.isfinite(last[mode]).all())}  # one host sync, after the clock stopped
+        row["profile"] = (profile(trainer, steps[mode], batches, settings["profile_steps"])
+                          if settings["profile_steps"] else None)
+        rows.append(row)
+    return rows
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -252,9 +264,10 @@ def markdown(results: dict) -> str:
     lines += ["", f"Median of {s['repeats']} repeat(s) of {s['steps']} steps after {s['warmup']} warm-up steps. "
               f"matmul share: {results['matmul_share_counts']}, over {s['profile_steps']} profiled steps"
               " (GPU: the kernel time those ops launched over all kernel time)."]
-    load = max(results["machine"]["load_average_1min"], results["machine"]["load_average_1min_after"])
+    load = results["machine"]["load_average_1min"]  # before: afterwards it counts this benchmark too
     if load > 0.5 * cpu["cores"]:
-        lines.append(f"Note: load average {load:.1f} on {cpu['cores']} cores: other processes shared the CPU.")
+        lines.append(f"Note: load average {load:.1f} on {cpu['cores']} cores before the run: other processes "
+                     "may have shared the CPU.")
     return "\n".join(lines)
 
 
@@ -330,21 +343,19 @@ def main(argv=None) -> int:
         print(f"train_bench.py: error: --out: cannot create {args.out}: {error.strerror or error}", file=sys.stderr)
         return 2
     results = {"benchmark": "train_bench", "machine": machine(), "settings": {**settings, "quick": args.quick},
-               "timed": "the mode's step on pre-sliced real batches, step counter advanced; median repeat",
+               "timed": "each mode's step on pre-sliced real batches, step counter advanced; modes in turns; median",
                "matmul_share_counts": f"self time of {', '.join(MATMUL_OPS)} / self time of every op",
                "rows": []}
     for device in devices:
         for config_name in configs:
-            for mode in modes:
-                print(f"measuring {device} / {config_name} / {mode}: {settings['warmup']} warm-up, "
-                      f"{settings['repeats']} x {settings['steps']} timed, {settings['profile_steps']} profiled "
-                      "steps ...", file=sys.stderr, flush=True)
-                try:
-                    row = measure(device, config_name, mode, settings, args.threads or 0)
-                except (GanpackError, RuntimeError) as error:  # no data, out of memory, a failing fast path
-                    print(f"train_bench.py: error: {device} / {config_name} / {mode}: {error}", file=sys.stderr)
-                    return 1
-                results["rows"].append(row)
+            print(f"measuring {device} / {config_name} / {', '.join(modes)}: {settings['warmup']} warm-up, "
+                  f"{settings['repeats']} x {settings['steps']} timed (modes in turns), {settings['profile_steps']} "
+                  "profiled steps ...", file=sys.stderr, flush=True)
+            try:
+                results["rows"] += measure(device, config_name, modes, settings, args.threads or 0)
+            except (GanpackError, RuntimeError) as error:  # no data, out of memory, a failing fast path
+                print(f"train_bench.py: error: {device} / {config_name}: {error}", file=sys.stderr)
+                return 1
     results["machine"]["load_average_1min_after"] = os.getloadavg()[0]
     add_ratios(results["rows"])
     print(markdown(results))

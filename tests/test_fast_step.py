@@ -104,3 +104,27 @@ def test_a_checkpoint_resumes_under_the_other_step_with_its_own_adam():
     for optimizer in (resumed.optimizer_g, resumed.optimizer_d):
         assert all(not group["fused"] for group in optimizer.param_groups)
     assert resumed.step == 2 and torch.isfinite(steps(resumed, batches(resumed, 1))).all()
+
+
+def test_the_graph_ready_step_runs_the_fast_step_bit_for_bit():
+    """GraphedStep without a capture (the CPU): static inputs, learning rates and the moving average's
+    weight in tensors, as a CUDA graph replays them; through a learning-rate change too."""
+    from training.graphed_step import GraphedStep
+
+    plain, graphed = trainer("fast"), trainer("fast")
+    graphed._step = GraphedStep(graphed._step, capture=False)
+    real = batches(plain, 6)
+    for index, batch in enumerate(real):
+        if index == 3:  # as the decay after lr_decay_start does at an epoch's start
+            for t in (plain, graphed):
+                t.optimizer_g.param_groups[0]["lr"] *= 0.5
+                t.optimizer_d.param_groups[0]["lr"] *= 0.25
+        assert torch.equal(steps(plain, [batch]), steps(graphed, [batch]))
+    assert graphed._step.values["lr_g"] == plain.optimizer_g.param_groups[0]["lr"]
+    for network in ("generator", "discriminator", "generator_ema"):
+        for key, value in getattr(plain, network).state_dict().items():
+            assert torch.equal(value, getattr(graphed, network).state_dict()[key]), f"{network}.{key}"
+    for key in ("optimizer_g", "optimizer_d"):
+        for slot, state in plain.state()[key]["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, graphed.state()[key]["state"][slot][name]), f"{key} {slot} {name}"

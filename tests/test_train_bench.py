@@ -43,7 +43,9 @@ def test_quick_run_measures_every_config_and_writes_a_plot(quick_run):
     assert results["machine"]["cpu"]["model"] and results["machine"]["torch"] == torch.__version__
     assert results["settings"]["quick"] and results["settings"]["repeats"] == 1
     assert "| device | config | mode | threads | batch | steps/s | ms/step | vs eager | matmul share |" in done.stdout
-    assert "measuring cpu / wide / eager" in done.stderr  # the progress line
+    assert "measuring cpu / wide / eager, fast" in done.stderr  # the progress line
+    assert rows["cpu", "default", "eager"]["train_step"].startswith("reference")
+    assert rows["cpu", "default", "fast"]["train_step"].startswith("fast")
     assert (out_dir / "train_bench.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -5,7 +5,7 @@ draws the same latents and shifts from the same per-step seed, computes the same
 gradients, and ends within float rounding of it (tests/test_fast_step.py states how close). On a
 network this small much of the time is not in the matrix multiplies; what this step saves:
 - no autograd graph and no double backward: the R1 penalty and its gradient in closed form (below),
-  through the Gram matrix of D's first layer, a third of the multiply work of the plain chain;
+  through the Gram matrix of D's first layer, less than half the multiply work of the plain chain;
 - D scores the real and the generated batch in one (2B, 784) pass, not two; the shifts are windows
   of one padded buffer, with no (B, 784) index tensors;
 - gradients are written straight into one flat buffer per network (one all-reduce under DDP);
@@ -18,8 +18,8 @@ with h_i = a_i W_i^T + b_i, a_{i+1} = leaky(h_i), a_0 = x (N, 784), logit = h_{L
 R1 in closed form (training/losses.py derives it): d logit / d x is
     v_{L-2} = w_{L-1},   u_i = leaky'(h_i) * v_i,   v_{i-1} = u_i W_i,   d logit / d x = v_{-1} = u_0 W_0,
 so the penalty 0.5 gamma mean_n |u_0,n W_0|^2 = 0.5 gamma mean_n u_0,n K u_0,n^T with K = W_0 W_0^T
-(width_0, width_0): 13 MFLOP for K and the quadratic form, not 51 for u_0 W_0 (default widths, B 256).
-Its gradient, back along the chain:
+(width_0, width_0): 34 MFLOP for K and u_0 K, not 51 for u_0 W_0 (default widths, B 256), and 68
+with the gradient, not 154. The gradient, back along the chain:
     dW_0 += gamma/B (u_0^T u_0) W_0,   du_0 = gamma/B u_0 K,   dv_i = leaky'(h_i) * du_i,
     dW_{i+1} += u_{i+1}^T dv_i,   du_{i+1} = dv_i W_{i+1}^T,   dw_{L-1} += sum_n dv_{L-2}
 (leaky' is piecewise constant: its own derivative is zero, as in autograd's double backward).
@@ -61,11 +61,12 @@ class Gradients:
             self.flat.div_(world.size)
 
 
-def adam_step(optimizer: torch.optim.Adam) -> None:
+def adam_step(optimizer: torch.optim.Adam, lr: torch.Tensor | None = None) -> None:
     """optimizer.step() for a torch.optim.Adam with fused=True and one parameter group, straight
     through torch's fused kernel: the same two calls and the same bits as its step(), without its
-    per-call grouping of tensors by device (a tenth of a millisecond a call here). Any other Adam
-    goes through its own step()."""
+    per-call grouping of tensors by device (a tenth of a millisecond a call here). `lr`, a 0-dim
+    tensor holding the group's rate, is read by the kernel when it runs (a CUDA graph replays
+    it), not when it is queued. Any other Adam goes through its own step()."""
     (group,) = optimizer.param_groups
     params, state = group["params"], optimizer.state
     if not group["fused"] or group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"] \
@@ -75,7 +76,8 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
     steps = [state[p]["step"] for p in params]
     torch._foreach_add_(steps, 1)
     torch._fused_adam_(params, [p.grad for p in params], [state[p]["exp_avg"] for p in params],
-                       [state[p]["exp_avg_sq"] for p in params], [], steps, amsgrad=False, lr=group["lr"],
+                       [state[p]["exp_avg_sq"] for p in params], [], steps, amsgrad=False,
+                       lr=group["lr"] if lr is None else lr,
                        beta1=group["betas"][0], beta2=group["betas"][1], weight_decay=group["weight_decay"],
                        eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
 
@@ -222,6 +224,10 @@ class FastStep:
         self.ema_pairs = None
         if trainer.generator_ema is not None:
             self.ema_pairs = (list(trainer.generator_ema.parameters()), list(trainer.generator.parameters()))
+        # None: the learning rates and the moving average's weight are Python floats, read as each
+        # op is queued. training/graphed_step.py sets 0-dim tensors instead ("lr_d", "lr_g", "ema"),
+        # which it refreshes before each step, so that a captured graph sees the current values.
+        self.scalars: dict[str, torch.Tensor] | None = None
 
     def __call__(self, real: torch.Tensor) -> torch.Tensor:
         return self.compute(real, *self.draw(real.shape[0]))
@@ -265,7 +271,7 @@ class FastStep:
         if opt.r1_gamma:
             penalty = r1_penalty_and_gradient(dl, d_hidden, batch, alpha, opt.r1_gamma, self.discriminator_grads)
         self.discriminator_grads.average_over_ranks(trainer.world)
-        adam_step(trainer.optimizer_d)
+        adam_step(trainer.optimizer_d, None if self.scalars is None else self.scalars["lr_d"])
 
         # Update G: maximize log D(G(z)) (non-saturating), through the updated D, which is not trained here.
         d_inputs, d_hidden, logits_g = forward(dl, shifter.windows(padded[batch:], corners[2]) if shifter else fake,
@@ -276,9 +282,13 @@ class FastStep:
         self.generator_grads.attach()
         backward(gl, g_inputs, g_hidden, tanh_backward(d_fake, fake), alpha, self.generator_grads, False)
         self.generator_grads.average_over_ranks(trainer.world)
-        adam_step(trainer.optimizer_g)
+        adam_step(trainer.optimizer_g, None if self.scalars is None else self.scalars["lr_g"])
         if self.ema_pairs is not None:
-            torch._foreach_lerp_(*self.ema_pairs, 1.0 - trainer.ema_decay_now())
+            averages, currents = self.ema_pairs
+            if self.scalars is None:
+                torch._foreach_lerp_(averages, currents, 1.0 - trainer.ema_decay_now())
+            else:  # the same lerp with the weight in a tensor (a view of it per parameter)
+                torch._foreach_lerp_(averages, currents, [self.scalars["ema"].expand_as(a) for a in averages])
         # The losses, for the log only: binary cross-entropy on logits, softplus(l) - t l, a mean per
         # batch: of D(x) and D(G(z)) in D's update, of D(G(z)) in G's; then D's outputs.
         logits = torch.cat([logits, logits_g])  # (3B, 1)

@@ -17,7 +17,7 @@ from training.rundir import new_run_dir, write_config
 # On resume the model, optimizer and data must stay as they were; these may change.
 RESUMABLE_OVERRIDES = {"epochs", "device", "threads", "log_every", "sample_every", "checkpoint_every",
                        "keep_checkpoints", "progress", "export", "data_dir", "cache_dir", "eval_every",
-                       "eval_samples", "evaluator_cache"}
+                       "eval_samples", "evaluator_cache", "train_step"}
 
 
 def resume_config(state: dict, overrides: dict) -> TrainConfig:
@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
             raise
         say(f"device: {trainer.device}" + (f" x {world.size} processes" if world.distributed else "")
             + f"; {len(trainer.data)} images, {trainer.steps_per_epoch} steps per epoch, "
-            f"global batch {trainer.global_batch}; run folder: {run_dir}")
+            f"global batch {trainer.global_batch}; train step: {trainer.step_description}; run folder: {run_dir}")
         previous_handlers = install_stop_handlers(trainer)
         try:
             finished = trainer.train()

@@ -20,6 +20,7 @@ from training.config import TrainConfig
 from training.distributed import World, sum_over_ranks
 from training.errors import ConfigError, TrainingError
 from training.fast_step import FastStep
+from training.graphed_step import GraphedStep
 from training.losses import discriminator_loss, generator_loss, r1_penalty
 from training.model import build_models, sample_latent
 from training.rundir import MetricsLog, plot_metrics, plot_quality
@@ -115,7 +116,12 @@ class Trainer:
         self.stop_requested = False
         if resume_state is not None:
             self._restore(resume_state)
-        self._step = FastStep(self) if run.train_step == "fast" else self.reference_step
+        self._step, self.step_description = self.reference_step, "reference (autograd)"
+        if run.train_step == "fast":
+            self._step, self.step_description = FastStep(self), "fast (training/fast_step.py)"
+            if self.device.type == "cuda" and not world.distributed:
+                self._step = GraphedStep(self._step, capture=True)
+                self.step_description = "fast, captured in a CUDA graph (training/graphed_step.py)"
         if run_dir is not None and world.is_main:
             self._check_free_space()
 
