@@ -20,38 +20,17 @@ def translate(images: torch.Tensor, max_shift: int, generator: torch.Generator) 
     filling the uncovered border with background; returns (B, 784). max_shift 0 is the identity."""
     if max_shift == 0:
         return images
-    return shift(images, shift_index(images.shape[0], max_shift, generator, images.device), max_shift)
+    batch, width = images.shape[0], SIDE + 2 * max_shift
+    padded = F.pad(images.view(batch, SIDE, SIDE), (max_shift,) * 4, value=BACKGROUND)  # (B, 28+2s, 28+2s)
+    offsets = draw_shifts(batch, max_shift, generator, images.device)[:, :, None]  # (2, B, 1)
+    # One gather along each flattened padded image: 2.8x faster forward+backward than indexing
+    # with (B, 28, 28) row and column tensors, and bit-identical (every output pixel has its own source).
+    span = torch.arange(SIDE, device=images.device)
+    crop = (span[:, None] * width + span[None, :]).view(1, SIDE * SIDE)  # (1, 784), the crop at (0, 0)
+    return padded.view(batch, width * width).gather(1, offsets[0] * width + offsets[1] + crop)
 
 
 def draw_shifts(batch: int, max_shift: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Each image's shift, the one random draw of translate: (2, B) int64, rows dy + max_shift and
     dx + max_shift, each in [0, 2 max_shift] (the top-left corner of its crop of the padded image)."""
     return torch.randint(0, 2 * max_shift + 1, (2, batch), generator=generator, device=device)
-
-
-def shift_index(batch: int, max_shift: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Draw each image's shift as (B, 784) int64: for every output pixel its source in the padded
-    image flattened, (28 + 2 max_shift)^2 wide."""
-    width = SIDE + 2 * max_shift
-    offsets = draw_shifts(batch, max_shift, generator, device)[:, :, None]  # (2, B, 1)
-    span = torch.arange(SIDE, device=device)
-    crop = (span[:, None] * width + span[None, :]).view(1, SIDE * SIDE)  # (1, 784), the crop at (0, 0)
-    return offsets[0] * width + offsets[1] + crop
-
-
-def shift(images: torch.Tensor, index: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """(B, 784) images shifted as shift_index drew: pad with background, then one gather along each
-    flattened padded image (2.8x faster forward+backward than indexing with (B, 28, 28) row and
-    column tensors, and bit-identical: every output pixel has its own source)."""
-    batch, width = images.shape[0], SIDE + 2 * max_shift
-    padded = F.pad(images.view(batch, SIDE, SIDE), (max_shift,) * 4, value=BACKGROUND)  # (B, 28+2s, 28+2s)
-    return padded.view(batch, width * width).gather(1, index)
-
-
-def shift_backward(grad: torch.Tensor, index: torch.Tensor, max_shift: int) -> torch.Tensor:
-    """The gradient of shift() with respect to its images: (B, 784) -> (B, 784). Each output pixel
-    has its own source, so scattering onto zeros is autograd's scatter-add; the border it lands on
-    (the padding) is dropped."""
-    batch, width = grad.shape[0], SIDE + 2 * max_shift
-    padded = grad.new_zeros(batch, width * width).scatter_(1, index, grad).view(batch, width, width)
-    return padded[:, max_shift:max_shift + SIDE, max_shift:max_shift + SIDE].reshape(batch, SIDE * SIDE)

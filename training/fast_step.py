@@ -26,11 +26,11 @@ with the gradient, not 154. The gradient, back along the chain:
 """
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from training.augment import BACKGROUND, SIDE, draw_shifts
+from training.distributed import sum_over_ranks
 from training.model import sample_latent
 
 leaky_relu_backward = torch.ops.aten.leaky_relu_backward  # (grad, h, alpha, False): grad * leaky'(h)
@@ -57,8 +57,7 @@ class Gradients:
 
     def average_over_ranks(self, world) -> None:
         if world.distributed:
-            dist.all_reduce(self.flat, op=dist.ReduceOp.SUM)
-            self.flat.div_(world.size)
+            sum_over_ranks(self.flat, world).div_(world.size)
 
 
 def adam_step(optimizer: torch.optim.Adam, lr: torch.Tensor | None = None) -> None:
@@ -240,8 +239,8 @@ class FastStep:
         z = sample_latent(batch, config.model, noise, trainer.device)
         if self.shifter is None:
             return (z,)
-        max_shift = config.optimizer.augment_shift
-        return (z, *(self.shifter.corners(draw_shifts(batch, max_shift, noise, trainer.device)) for _ in range(3)))
+        shifter = self.shifter
+        return (z, *(shifter.corners(draw_shifts(batch, shifter.max_shift, noise, trainer.device)) for _ in range(3)))
 
     @torch.no_grad()
     def compute(self, real: torch.Tensor, z: torch.Tensor, *corners: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The fast step captured in a CUDA graph: one launch for the ~150 kernels of a step.
+"""The fast step captured in a CUDA graph: one launch for the kernels of a step's ~140 operations.
 
 On a GPU a network this small is bound by launching kernels, not by running them (the eager step
 kept an H200 busy 6% of the time). FastStep.compute has no host syncs, no randomness and fixed
@@ -9,9 +9,10 @@ shapes, so it is captured once and replayed each step:
   replay when they change (the learning-rate decay, the moving average's warm-up);
 - the first WARMUP steps run uncaptured on a side stream (the libraries set up their workspaces),
   then the next step is captured and replayed.
-On the CPU, and under DDP (the all-reduce stays outside any graph), GraphedStep(capture=False)
-runs the same static-input code without a graph: tests/test_fast_step.py checks it against the
-plain fast step bit for bit. A capture that fails falls back to the plain fast step, saying why.
+The trainer uses it on CUDA outside DDP (the all-reduce stays outside any graph; DDP runs the
+plain fast step). GraphedStep(capture=False) runs the same static-input code without a graph, on
+any device: tests/test_fast_step.py checks it on the CPU against the plain fast step bit for bit.
+A capture that fails falls back to the plain fast step, saying why.
 """
 
 import sys
