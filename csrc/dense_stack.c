@@ -14,6 +14,7 @@
 #define GP_MAX_LAYERS 64
 #define GP_MAX_WIDTH (1 << 20)
 #define GP_MAX_THREADS 64
+#define GP_MAX_CLASSES 65536 /* rows of a class-bias table */
 #define GP_AUTO_MAX_THREADS 8 /* n_threads = 0: one per online CPU, at most this many */
 
 /* The batch goes through all layers in chunks of rows, so the hidden activations of a chunk stay
@@ -36,8 +37,9 @@
 #define GP_SPLIT_MIN_PANELS 8
 #define GP_SPLIT_WAKE_ROWS 64
 
-typedef void (*gp_layer_forward_fn)(const gp_layer *layer, const float *x, int rows, void *y,
-                                    int y_dtype, int panel_begin, int panel_end);
+typedef void (*gp_layer_forward_fn)(const gp_layer *layer, const float *x, int rows,
+                                    const int32_t *labels, void *y, int y_dtype, int panel_begin,
+                                    int panel_end);
 
 struct gp_stack {
     int n_layers;
@@ -104,10 +106,11 @@ const char *gp_status_message(int status) {
     case GP_ERR_ALPHA: return "leaky_relu alpha must be finite in [0, 1), other activations take 0";
     case GP_ERR_NOMEM: return "out of memory";
     case GP_ERR_UNSUPPORTED_ISA: return "instruction set unknown or not supported by this CPU";
-    case GP_ERR_INCOMPLETE: return "not every layer of the stack has been set";
+    case GP_ERR_INCOMPLETE:
+        return "not every layer of the stack has been set (or a labelled run before its class-bias table)";
     case GP_ERR_THREAD: return "a worker thread could not be started";
     case GP_ERR_ARGUMENT: return "unknown dtype or latent distribution, or a non-finite scale or offset";
-    case GP_ERR_INPUT: return "an input value is NaN or outside [-1, 1]";
+    case GP_ERR_INPUT: return "an input value is NaN or outside [-1, 1], or a label is out of range";
     default: return "unknown status";
     }
 }
@@ -161,7 +164,10 @@ gp_status gp_stack_create_threads(int n_layers, const int *widths, int isa, int 
 void gp_stack_free(gp_stack *stack) {
     if (stack == NULL) return;
     gp_pool_free(stack->pool);
-    for (int l = 0; l < stack->n_layers; l++) free(stack->layers[l].allocation);
+    for (int l = 0; l < stack->n_layers; l++) {
+        free(stack->layers[l].allocation);
+        free(stack->layers[l].class_allocation);
+    }
     free(stack);
 }
 
@@ -235,6 +241,36 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer, const float *weight, co
     return GP_OK;
 }
 
+/* ---------------------------------------------------------------- the class-bias table */
+
+gp_status gp_stack_set_class_bias(gp_stack *stack, int n_classes, const float *class_bias) {
+    if (stack == NULL || class_bias == NULL) return GP_ERR_NULL;
+    if (n_classes < 1 || n_classes > GP_MAX_CLASSES) return GP_ERR_SHAPE;
+    gp_layer *first = &stack->layers[0];
+    const size_t out_width = (size_t)stack->widths[1];                  /* N */
+    const size_t panel = (size_t)panel_width_for_isa(stack->isa);       /* V */
+    const size_t padded_out = (out_width + panel - 1) / panel * panel;
+    /* N <= 2^20 and n_classes <= 2^16: at most 2^38 bytes, a size_t on 64-bit targets */
+    if (padded_out > (SIZE_MAX / sizeof(float) - GP_ALIGN) / (size_t)n_classes) return GP_ERR_NOMEM;
+    void *allocation = malloc((size_t)n_classes * padded_out * sizeof(float) + GP_ALIGN);
+    if (allocation == NULL) return GP_ERR_NOMEM;
+    float *table = align_up(allocation); /* (n_classes, padded_out), each row laid out as a bias */
+    for (size_t c = 0; c < (size_t)n_classes; c++) {
+        for (size_t col = 0; col < padded_out; col++) {
+            table[c * padded_out + col] = col < out_width ? class_bias[c * out_width + col] : 0.0f;
+        }
+    }
+    free(first->class_allocation); /* replacing a table set before */
+    first->n_classes = n_classes;
+    first->class_bias = table;
+    first->class_allocation = allocation;
+    return GP_OK;
+}
+
+int gp_stack_classes(const gp_stack *stack) {
+    return stack == NULL ? -1 : stack->layers[0].n_classes;
+}
+
 /* ---------------------------------------------------------------- run */
 
 static void u8_to_f32(int isa, const unsigned char *u, size_t count, float *x) {
@@ -274,9 +310,10 @@ static gp_status run_rows(const gp_stack *stack, const gp_source *source,
     char *out = (char *)output + (size_t)row_begin * out_row; /* (batch, out_row bytes) */
     const int staged = source->kind == GP_SOURCE_U8 || source->kind == GP_SOURCE_LATENT;
     const float *input = staged ? NULL : (const float *)source->data + (size_t)row_begin * in_width;
+    const int32_t *labels = source->labels == NULL ? NULL : source->labels + row_begin; /* (batch) */
     if (n_layers == 1 && !staged) {
         if (!input_ok(stack->isa, source->kind, input, (size_t)batch * in_width)) return GP_ERR_INPUT;
-        forward(&stack->layers[0], input, batch, out, output_dtype, panel_begin, panel_end);
+        forward(&stack->layers[0], input, batch, labels, out, output_dtype, panel_begin, panel_end);
         return GP_OK;
     }
 
@@ -321,15 +358,17 @@ static gp_status run_rows(const gp_stack *stack, const gp_source *source,
                            staging);
             x = staging;
         }
+        /* layer 0 of a labelled run: each row's bias is its label's row of the class table */
+        const int32_t *chunk_labels = labels == NULL ? NULL : labels + row; /* (rows) */
         for (int l = 0; l < n_layers - 1; l++) {
             const gp_layer *layer = &stack->layers[l];
             float *y = scratch + (size_t)(l % 2) * chunk_rows * hidden; /* (rows, widths[l + 1]) */
-            forward(layer, x, rows, y, GP_F32, 0,
+            forward(layer, x, rows, l == 0 ? chunk_labels : NULL, y, GP_F32, 0,
                     (layer->out_width + layer->panel_width - 1) / layer->panel_width);
             x = y;
         }
-        forward(&stack->layers[n_layers - 1], x, rows, out + (size_t)row * out_row, output_dtype,
-                panel_begin, panel_end);
+        forward(&stack->layers[n_layers - 1], x, rows, n_layers == 1 ? chunk_labels : NULL,
+                out + (size_t)row * out_row, output_dtype, panel_begin, panel_end);
     }
 
     if (scratch != small_scratch) free(scratch);
@@ -416,30 +455,72 @@ gp_status gp_stack_run(const gp_stack *stack, const float *input, int batch, flo
     return gp_stack_run_typed(stack, input, GP_F32, batch, output, GP_F32);
 }
 
-gp_status gp_stack_run_typed(const gp_stack *stack, const void *input, int input_dtype, int batch,
-                             void *output, int output_dtype) {
+/* Labels of a labelled run, checked before any work: a class-bias table (GP_ERR_INCOMPLETE), then,
+   when there are rows, labels (GP_ERR_NULL) each in [0, n_classes) (GP_ERR_INPUT). */
+static gp_status check_labels(const gp_stack *stack, const int32_t *labels, int batch) {
+    const int n_classes = stack->layers[0].n_classes;
+    if (n_classes == 0) return GP_ERR_INCOMPLETE;
+    if (batch == 0) return GP_OK;
+    if (labels == NULL) return GP_ERR_NULL;
+    int ok = 1;
+    for (int i = 0; i < batch; i++) ok &= labels[i] >= 0 && labels[i] < n_classes;
+    return ok ? GP_OK : GP_ERR_INPUT;
+}
+
+/* gp_stack_run_typed (labelled 0, labels unused) and gp_stack_run_labels (labelled 1). */
+static gp_status run_typed(const gp_stack *stack, const void *input, int input_dtype,
+                           const int32_t *labels, int labelled, int batch, void *output,
+                           int output_dtype) {
     int done;
-    const gp_status status = check_run(stack, batch, output_dtype, &done);
+    gp_status status = check_run(stack, batch, output_dtype, &done);
     if (status != GP_OK) return status;
     if (input_dtype < GP_F32 || input_dtype > GP_F32_FINITE) return GP_ERR_ARGUMENT;
+    if (labelled && (status = check_labels(stack, labels, batch)) != GP_OK) return status;
     if (done) return GP_OK;
     if (input == NULL || output == NULL) return GP_ERR_NULL;
     static const int KINDS[4] = {GP_SOURCE_F32, GP_SOURCE_U8, GP_SOURCE_F32_IMAGE, GP_SOURCE_F32_FINITE};
     const int kind = KINDS[input_dtype]; /* indexed by gp_dtype */
-    const gp_source source = {kind, input, 0, 0, 0, 0.0f, 0.0f};
+    const gp_source source = {kind, input, 0, 0, 0, 0.0f, 0.0f, labels};
+    return run_source(stack, &source, batch, output, output_dtype);
+}
+
+gp_status gp_stack_run_typed(const gp_stack *stack, const void *input, int input_dtype, int batch,
+                             void *output, int output_dtype) {
+    return run_typed(stack, input, input_dtype, NULL, 0, batch, output, output_dtype);
+}
+
+gp_status gp_stack_run_labels(const gp_stack *stack, const void *input, int input_dtype,
+                              const int32_t *labels, int batch, void *output, int output_dtype) {
+    return run_typed(stack, input, input_dtype, labels, 1, batch, output, output_dtype);
+}
+
+/* gp_stack_sample (labelled 0, labels unused) and gp_stack_sample_labels (labelled 1). */
+static gp_status sample(const gp_stack *stack, uint64_t seed, int64_t first_row, int batch,
+                        int distribution, float scale, float offset, const int32_t *labels,
+                        int labelled, void *output, int output_dtype) {
+    int done;
+    gp_status status = check_run(stack, batch, output_dtype, &done);
+    if (status != GP_OK) return status;
+    status = gp_check_latent_args(first_row, batch, distribution, scale, offset);
+    if (status != GP_OK) return status;
+    if (labelled && (status = check_labels(stack, labels, batch)) != GP_OK) return status;
+    if (done) return GP_OK;
+    if (output == NULL) return GP_ERR_NULL;
+    const gp_source source = {GP_SOURCE_LATENT, NULL, seed, first_row, distribution, scale, offset,
+                              labels};
     return run_source(stack, &source, batch, output, output_dtype);
 }
 
 gp_status gp_stack_sample(const gp_stack *stack, uint64_t seed, int64_t first_row, int batch,
                           int distribution, float scale, float offset, void *output,
                           int output_dtype) {
-    int done;
-    gp_status status = check_run(stack, batch, output_dtype, &done);
-    if (status != GP_OK) return status;
-    status = gp_check_latent_args(first_row, batch, distribution, scale, offset);
-    if (status != GP_OK) return status;
-    if (done) return GP_OK;
-    if (output == NULL) return GP_ERR_NULL;
-    const gp_source source = {GP_SOURCE_LATENT, NULL, seed, first_row, distribution, scale, offset};
-    return run_source(stack, &source, batch, output, output_dtype);
+    return sample(stack, seed, first_row, batch, distribution, scale, offset, NULL, 0, output,
+                  output_dtype);
+}
+
+gp_status gp_stack_sample_labels(const gp_stack *stack, uint64_t seed, int64_t first_row,
+                                 int batch, int distribution, float scale, float offset,
+                                 const int32_t *labels, void *output, int output_dtype) {
+    return sample(stack, seed, first_row, batch, distribution, scale, offset, labels, 1, output,
+                  output_dtype);
 }

@@ -95,11 +95,12 @@ GP_AVX2_INLINE void store_u8_avx2(unsigned char *dst, __m256 v, int n_valid) {
 
 /* THE HOT LOOP of the AVX2 path: ROWS x PANELS vectors of outputs, accumulated in registers over
    all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k), then
-   bias (the accumulators start from it), activation and a store masked to the valid columns
-   (floats, or uint8 pixels when y_dtype is GP_U8).
+   bias (the accumulators start from it: the layer's, or each row's class-bias row when labels
+   are given), activation and a store masked to the valid columns (floats, or uint8 pixels when
+   y_dtype is GP_U8).
    ROWS and PANELS are constants at every call site, so the loops unroll and acc stays in ymm. */
 GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *layer,
-                              const float *x /* (ROWS, K) */,
+                              const float *x /* (ROWS, K) */, const int32_t *labels /* (ROWS) */,
                               const float *panels /* (PANELS, K, V) */, int col,
                               void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
@@ -107,8 +108,9 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *
     __m256 acc[MAX_ROWS][MAX_TILE_PANELS];
 #pragma GCC unroll 4
     for (int r = 0; r < ROWS; r++) {
+        const float *bias = gp_row_bias(layer, labels, r) + col;
 #pragma GCC unroll 8
-        for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_load_ps(layer->bias + col + p * V);
+        for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_load_ps(bias + p * V);
     }
     for (int k = 0; k < K; k++) {
         __m256 w[MAX_TILE_PANELS];
@@ -146,10 +148,10 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *
 /* Every (rows, panels) shape the driver can ask for, each with constant loop bounds. */
 __attribute__((target("avx2,fma")))
 static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
-                               const float *x /* (rows, K) */,
+                               const float *x /* (rows, K) */, const int32_t *labels /* (rows) */,
                                const float *packed /* (panels, K, V) */, int col,
                                void *y /* (rows, N) */, int y_dtype) {
-#define GP_TILE(R, P) case (R) * 16 + (P): tile_avx2(R, P, layer, x, packed, col, y, y_dtype); break
+#define GP_TILE(R, P) case (R) * 16 + (P): tile_avx2(R, P, layer, x, labels, packed, col, y, y_dtype); break
     switch (rows * 16 + panels) {
     GP_TILE(4, 1); GP_TILE(4, 2);
     GP_TILE(3, 1); GP_TILE(3, 2);
@@ -163,6 +165,7 @@ static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
 
 __attribute__((target("avx2,fma")))
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                           const int32_t *labels /* (rows) or NULL */,
                            void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end) {
     const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
     const size_t y_row = N * (y_dtype == GP_U8 ? 1 : sizeof(float)); /* bytes per output row */
@@ -172,7 +175,8 @@ void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */
         const int panels = panel_end - p < MAX_PANELS ? panel_end - p : MAX_PANELS;
         const float *packed = layer->packed_weight + (size_t)p * K * V;
         for (int r = 0; r < whole; r += MAX_ROWS) {
-            tile_avx2_dispatch(MAX_ROWS, panels, layer, x + (size_t)r * K, packed, p * V,
+            tile_avx2_dispatch(MAX_ROWS, panels, layer, x + (size_t)r * K,
+                               labels == NULL ? NULL : labels + r, packed, p * V,
                                (char *)y + (size_t)r * y_row, y_dtype);
         }
     }
@@ -185,6 +189,7 @@ void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */
     for (int p = panel_begin; p < panel_end; p += step) {
         const int panels = panel_end - p < step ? panel_end - p : step;
         tile_avx2_dispatch(left, panels, layer, x + (size_t)whole * K,
+                           labels == NULL ? NULL : labels + whole,
                            layer->packed_weight + (size_t)p * K * V, p * V,
                            (char *)y + (size_t)whole * y_row, y_dtype);
     }

@@ -86,12 +86,14 @@ GP_AVX512_INLINE void store_u8_avx512(unsigned char *dst, __m512 v, __mmask16 ma
 
 /* THE HOT LOOP of the AVX-512 path: ROWS x PANELS vectors of outputs, accumulated in registers
    over all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k),
-   then bias (the accumulators start from it), activation and a store masked to the valid
-   columns (floats, or uint8 pixels when y_dtype is GP_U8). ROWS and PANELS are constants at
-   every call site, so acc stays in zmm registers.
+   then bias (the accumulators start from it: the layer's, or each row's class-bias row when
+   labels are given), activation and a store masked to the valid columns (floats, or uint8
+   pixels when y_dtype is GP_U8). ROWS and PANELS are constants at every call site, so acc stays
+   in zmm registers.
    Every output is its own chain of K FMAs in k order, whatever ROWS and PANELS are. */
 GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
                                   const float *x /* (ROWS, K) */,
+                                  const int32_t *labels /* (ROWS) or NULL */,
                                   const float *panels /* (PANELS, K, V) */, int col,
                                   void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
@@ -99,8 +101,9 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_lay
     __m512 acc[MAX_ROWS][MAX_PANELS];
 #pragma GCC unroll 4
     for (int r = 0; r < ROWS; r++) {
+        const float *bias = gp_row_bias(layer, labels, r) + col;
 #pragma GCC unroll 4
-        for (int p = 0; p < PANELS; p++) acc[r][p] = _mm512_load_ps(layer->bias + col + p * V);
+        for (int p = 0; p < PANELS; p++) acc[r][p] = _mm512_load_ps(bias + p * V);
     }
     for (int k = 0; k < K; k++) {
         __m512 w[MAX_PANELS];
@@ -131,25 +134,27 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_lay
 
 /* ROWS rows across panels [begin, end), PANELS (= MAX_PANELS) at a time, then the tail. */
 GP_AVX512_INLINE void row_block_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
-                                       const float *x /* (ROWS, K) */, void *y /* (ROWS, N) */,
-                                       int y_dtype, int begin, int end) {
+                                       const float *x /* (ROWS, K) */,
+                                       const int32_t *labels /* (ROWS) or NULL */,
+                                       void *y /* (ROWS, N) */, int y_dtype, int begin, int end) {
     const size_t K = (size_t)layer->in_width;
     int p = begin;
     for (; p + PANELS <= end; p += PANELS) {
-        tile_avx512(ROWS, PANELS, layer, x, layer->packed_weight + (size_t)p * K * V, p * V, y,
-                    y_dtype);
+        tile_avx512(ROWS, PANELS, layer, x, labels, layer->packed_weight + (size_t)p * K * V, p * V,
+                    y, y_dtype);
     }
     const float *packed = layer->packed_weight + (size_t)p * K * V; /* (end - p, K, V) */
     switch (end - p) {
     case 0: break;
-    case 1: tile_avx512(ROWS, 1, layer, x, packed, p * V, y, y_dtype); break;
-    case 2: tile_avx512(ROWS, 2, layer, x, packed, p * V, y, y_dtype); break;
-    default: tile_avx512(ROWS, 3, layer, x, packed, p * V, y, y_dtype); break;
+    case 1: tile_avx512(ROWS, 1, layer, x, labels, packed, p * V, y, y_dtype); break;
+    case 2: tile_avx512(ROWS, 2, layer, x, labels, packed, p * V, y, y_dtype); break;
+    default: tile_avx512(ROWS, 3, layer, x, labels, packed, p * V, y, y_dtype); break;
     }
 }
 
 __attribute__((target("avx512f")))
 void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                             const int32_t *labels /* (rows) or NULL */,
                              void *y /* (rows, N) */, int y_dtype, int panel_begin,
                              int panel_end) {
     const size_t K = (size_t)layer->in_width;
@@ -161,16 +166,17 @@ void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) 
        independent FMA chains and 4 weight streams, measured a little faster than 1 x 2 or 1 x 8. */
     int r = 0;
     for (; r + MAX_ROWS <= rows; r += MAX_ROWS) {
-        row_block_avx512(MAX_ROWS, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row, y_dtype,
-                         panel_begin, panel_end);
+        row_block_avx512(MAX_ROWS, 4, layer, x + (size_t)r * K, labels == NULL ? NULL : labels + r,
+                         y_bytes + (size_t)r * y_row, y_dtype, panel_begin, panel_end);
     }
+    const int32_t *rest = labels == NULL ? NULL : labels + r; /* (rows - r) */
     switch (rows - r) {
     case 0: break;
-    case 1: row_block_avx512(1, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row,
+    case 1: row_block_avx512(1, 4, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
                              y_dtype, panel_begin, panel_end); break;
-    case 2: row_block_avx512(2, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row,
+    case 2: row_block_avx512(2, 4, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
                              y_dtype, panel_begin, panel_end); break;
-    default: row_block_avx512(3, 4, layer, x + (size_t)r * K, y_bytes + (size_t)r * y_row,
+    default: row_block_avx512(3, 4, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
                              y_dtype, panel_begin, panel_end); break;
     }
 }

@@ -52,16 +52,36 @@ typedef struct {
     float *packed_weight;  /* (ceil(N / V), K, V), 64-byte aligned */
     float *bias;           /* (ceil(N / V) * V), zero padded, 64-byte aligned */
     void *allocation;      /* the one malloc block both point into; NULL while unset */
+    /* Layer 0 of a conditional stack only (gp_stack_set_class_bias), kept when the layer is
+       replaced: row c is the bias of rows labelled c, laid out as `bias`. */
+    int n_classes;         /* 0: no table */
+    float *class_bias;     /* (n_classes, ceil(N / V) * V), zero padded, 64-byte aligned */
+    void *class_allocation;
 } gp_layer;
+
+/* Floats per row of a layer's bias and class-bias table: N rounded up to whole panels. */
+static inline size_t gp_padded_width(const gp_layer *layer) {
+    const size_t panel = (size_t)layer->panel_width;
+    return ((size_t)layer->out_width + panel - 1) / panel * panel;
+}
+
+/* Where row r of a forward call starts its accumulators: the layer's bias, or with labels
+   (rows) the class-bias row of its label. Read once per tile and row, outside the hot loop. */
+static inline const float *gp_row_bias(const gp_layer *layer, const int32_t *labels, int r) {
+    return labels == NULL ? layer->bias
+                          : layer->class_bias + (size_t)labels[r] * gp_padded_width(layer);
+}
 
 /* y = act(x W^T + b) for one layer, rows >= 1, x and y row-major and contiguous, but only the
    output columns of panels [panel_begin, panel_end) (0 <= begin < end <= ceil(N / V)); y keeps
-   its full row stride N. y_dtype GP_F32: y is float; GP_U8: y is uint8 and each activated value
+   its full row stride N. labels: NULL, or (rows) labels already checked against the layer's
+   class-bias table, whose rows then replace b row by row (gp_row_bias). y_dtype GP_F32: y is float; GP_U8: y is uint8 and each activated value
    v is stored as clip(rint((v + 1) * 127.5), 0, 255) in float32 (the float path's value,
    then exactly numpy's mapping of it). The layer must have been packed for the same path.
    Every output is bias + x_0 w_0 + x_1 w_1 + ... fused in this order, whatever the number of rows
    or panels around it, so a row's result never depends on its batch or on how work is split. */
 void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                               const int32_t *labels /* (rows) or NULL */,
                                void *y /* (rows, N) */, int y_dtype, int panel_begin,
                                int panel_end);
 void gp_u8_to_f32_portable(const unsigned char *u /* (count) */, size_t count,
@@ -70,8 +90,10 @@ void gp_u8_to_f32_portable(const unsigned char *u /* (count) */, size_t count,
 int gp_in_range_portable(const float *x /* (count) */, size_t count, float low, float high);
 #ifdef GP_HAVE_X86
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                           const int32_t *labels /* (rows) or NULL */,
                            void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end);
 void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                             const int32_t *labels /* (rows) or NULL */,
                              void *y /* (rows, N) */, int y_dtype, int panel_begin,
                              int panel_end);
 void gp_u8_to_f32_avx2(const unsigned char *u /* (count) */, size_t count,
@@ -134,6 +156,7 @@ typedef struct {
     int64_t first_row;
     int distribution;
     float scale, offset;
+    const int32_t *labels;      /* NULL, or (batch) checked labels: layer 0's class-bias rows */
 } gp_source;
 
 /* A part is one slice of a run: rows [row_begin, row_end) of the batch, and of the last layer

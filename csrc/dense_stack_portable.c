@@ -68,13 +68,15 @@ static unsigned char to_u8_portable(float v) {
 
 /* THE HOT LOOP of the portable path: rows x V outputs accumulated over all K inputs. x (rows, K)
    at stride K, panel (K, V), then bias + activation fused into the store of the valid columns
-   (as floats, or as uint8 pixels when y_dtype is GP_U8). */
+   (as floats, or as uint8 pixels when y_dtype is GP_U8). The accumulators start from the bias,
+   or from each row's class-bias row when labels (rows) are given. */
 static inline void tile_portable(const gp_layer *layer, const float *x, int rows,
-                                 const float *panel /* (K, V) */, int col /* first column */,
-                                 void *y /* (rows, N) */, int y_dtype) {
+                                 const int32_t *labels, const float *panel /* (K, V) */,
+                                 int col /* first column */, void *y /* (rows, N) */,
+                                 int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
     float acc[MAX_ROWS][V];
-    for (int r = 0; r < rows; r++) memcpy(acc[r], layer->bias + col, sizeof acc[r]);
+    for (int r = 0; r < rows; r++) memcpy(acc[r], gp_row_bias(layer, labels, r) + col, sizeof acc[r]);
     for (int k = 0; k < K; k++) {
         const float *w = panel + (size_t)k * V; /* (V) */
         for (int r = 0; r < rows; r++) {
@@ -94,6 +96,7 @@ static inline void tile_portable(const gp_layer *layer, const float *x, int rows
 }
 
 void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                               const int32_t *labels /* (rows) or NULL */,
                                void *y /* (rows, N) */, int y_dtype, int panel_begin,
                                int panel_end) {
     const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
@@ -103,8 +106,8 @@ void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K
         const float *panel = layer->packed_weight + (size_t)p * K * V;
         for (int r = 0; r < rows; r += MAX_ROWS) {
             const int block = rows - r < MAX_ROWS ? rows - r : MAX_ROWS;
-            tile_portable(layer, x + (size_t)r * K, block, panel, p * V,
-                          (char *)y + (size_t)r * N * y_size, y_dtype);
+            tile_portable(layer, x + (size_t)r * K, block, labels == NULL ? NULL : labels + r,
+                          panel, p * V, (char *)y + (size_t)r * N * y_size, y_dtype);
         }
     }
 }

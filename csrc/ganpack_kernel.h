@@ -45,10 +45,12 @@ typedef enum {
     GP_ERR_ALPHA = 4,           /* leaky_relu alpha not in [0, 1); nonzero alpha elsewhere */
     GP_ERR_NOMEM = 5,           /* an allocation failed */
     GP_ERR_UNSUPPORTED_ISA = 6, /* unknown ISA code, or one this CPU (or this build) lacks */
-    GP_ERR_INCOMPLETE = 7,      /* gp_stack_run before every layer was set */
+    GP_ERR_INCOMPLETE = 7,      /* gp_stack_run before every layer was set (or a labelled run
+                                   before gp_stack_set_class_bias) */
     GP_ERR_THREAD = 8,          /* a worker thread could not be started */
     GP_ERR_ARGUMENT = 9,        /* a dtype, distribution, scale or offset (NaN, inf) not allowed */
-    GP_ERR_INPUT = 10           /* a GP_F32_IMAGE / _FINITE input value out of its range, or NaN */
+    GP_ERR_INPUT = 10           /* a GP_F32_IMAGE / _FINITE input value out of its range, or NaN;
+                                   a label outside [0, n_classes) */
 } gp_status;
 
 typedef enum {
@@ -132,6 +134,33 @@ gp_status gp_stack_run_typed(const gp_stack *stack, const void *input /* (batch,
                              int input_dtype, int batch,
                              void *output /* (batch, widths[n_layers]) */, int output_dtype);
 
+/* ---- class-conditional stacks: a label selects layer 0's bias ----
+   A conditional network reads [x, onehot(y)] (x: its usual input, y: a class in [0, n_classes)).
+   Its first layer W = [W_x | W_y] gives W [x; onehot(y)] + b = W_x x + (W_y[:, y] + b): the label
+   selects a column of W_y, added like a bias. So the stack is built without the one-hot columns
+   (widths[0] is x's width, layer 0 is set with W_x) and gp_stack_set_class_bias gives it the
+   table of those biases, row c = W_y[:, c] + b (that is, W_y^T + b). A labelled run starts the
+   accumulators of row i's first layer from row labels[i] of the table instead of the layer's own
+   bias; nothing else changes, so the conditioning costs nothing per row.
+   The table replaces layer 0's bias only in labelled runs: an unlabelled run of the same stack
+   still uses the bias given to gp_stack_set_layer. */
+
+/* Copies the table (n_classes rows of widths[1] floats, row-major); calling it again replaces it.
+   1 <= n_classes <= 65536 (else GP_ERR_SHAPE). May be called before or after set_layer(0). */
+gp_status gp_stack_set_class_bias(gp_stack *stack, int n_classes,
+                                  const float *class_bias /* (n_classes, widths[1]) */);
+
+/* The class-bias table's row count, 0 when none has been set, -1 for NULL. */
+int gp_stack_classes(const gp_stack *stack);
+
+/* gp_stack_run_typed where row i's first layer uses row labels[i] of the class-bias table as its
+   bias. Every label must lie in [0, n_classes): all are checked before any work (GP_ERR_INPUT,
+   the output untouched). GP_ERR_INCOMPLETE when the stack has no table. batch 0 does nothing
+   (input, labels and output may then be NULL). */
+gp_status gp_stack_run_labels(const gp_stack *stack, const void *input /* (batch, widths[0]) */,
+                              int input_dtype, const int32_t *labels /* (batch) */, int batch,
+                              void *output /* (batch, widths[n_layers]) */, int output_dtype);
+
 /* ---- latents: a counter-based stream that C and numpy draw identically ----
    "ganpack-philox/1": row i of the stream keyed by `seed` depends only on (seed, i), never on
    how many rows are drawn, in what chunks, or on how many threads. Philox4x32-10 (Salmon et al.
@@ -162,6 +191,14 @@ gp_status gp_stack_sample(const gp_stack *stack, uint64_t seed, int64_t first_ro
                           int distribution /* gp_latent_distribution */, float scale,
                           float offset, void *output /* (batch, widths[n_layers]) */,
                           int output_dtype);
+
+/* gp_stack_sample with labels: rows [first_row, first_row + batch) of the latent stream, row i
+   through the stack with label labels[i] (as gp_stack_run_labels). Equal, bit for bit, to
+   gp_latents followed by gp_stack_run_labels; labels are checked first, as there. */
+gp_status gp_stack_sample_labels(const gp_stack *stack, uint64_t seed, int64_t first_row,
+                                 int batch, int distribution /* gp_latent_distribution */,
+                                 float scale, float offset, const int32_t *labels /* (batch) */,
+                                 void *output /* (batch, widths[n_layers]) */, int output_dtype);
 
 /* ---- the machine's ceiling ----
    fp32 FLOP/s of a register-only loop of independent FMA chains (no loads, no stores) for

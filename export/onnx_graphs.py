@@ -3,6 +3,8 @@
 The graphs' tensor names, which the manifest records (a runtime reads them from the graph):
   generator.onnx:     z (batch, latent_dim) -> image (batch, 784)
   discriminator.onnx: image (batch, 784) -> probability (batch, 1), logit (batch, 1)
+A conditional model's graphs also take label (batch, classes), one-hot float32, concatenated after
+z or the image (one Concat node, then the same chain).
 """
 
 import io
@@ -12,10 +14,13 @@ import onnx
 import torch
 from torch import nn
 
+from ganpack.contract import CLASS_INPUT
+
 OPSET = 17
 EXAMPLE_BATCH = 2  # >= 2, so the exporter cannot specialise the batch axis to 1
-ALLOWED_OPS = {"Gemm", "MatMul", "Add", "LeakyRelu", "Tanh", "Sigmoid"}
+ALLOWED_OPS = {"Gemm", "MatMul", "Add", "LeakyRelu", "Tanh", "Sigmoid", "Concat"}
 GENERATOR_INPUT, GENERATOR_OUTPUT = "z", "image"
+LABEL_INPUT = CLASS_INPUT  # a conditional model's second input, in both graphs
 DISCRIMINATOR_INPUT, DISCRIMINATOR_OUTPUTS = "image", ("probability", "logit")
 
 
@@ -26,12 +31,13 @@ class GeneratorGraph(nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, z):
-        image, _ = self.generator(z)
+    def forward(self, z, label=None):
+        image, _ = self.generator(z, label)
         return image
 
 
-def export_graph(module: nn.Module, example: torch.Tensor, inputs: list[str], outputs: list[str]) -> bytes:
+def export_graph(module: nn.Module, example: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str]
+                 ) -> bytes:
     """Serialize `module` to an ONNX model with a dynamic batch axis on every input and output."""
     module = module.eval()
     dynamic = {name: {0: "batch"} for name in inputs + outputs}
@@ -40,7 +46,7 @@ def export_graph(module: nn.Module, example: torch.Tensor, inputs: list[str], ou
         # The TorchScript exporter is chosen on purpose (dynamo=False): it emits exactly the
         # plain Gemm / activation chain our runtimes read, and needs no extra packages.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(module, (example,), buffer, dynamo=False, export_params=True,
+        torch.onnx.export(module, example, buffer, dynamo=False, export_params=True,
                           external_data=False, opset_version=OPSET, do_constant_folding=True,
                           input_names=inputs, output_names=outputs, dynamic_axes=dynamic)
     model = onnx.load_from_string(buffer.getvalue())
@@ -51,11 +57,19 @@ def export_graph(module: nn.Module, example: torch.Tensor, inputs: list[str], ou
     return model.SerializeToString()
 
 
-def export_generator(generator: nn.Module, latent_dim: int) -> bytes:
-    example = torch.zeros(EXAMPLE_BATCH, latent_dim)
-    return export_graph(GeneratorGraph(generator), example, [GENERATOR_INPUT], [GENERATOR_OUTPUT])
+def _inputs(first: str, width: int, classes: int) -> tuple[tuple[torch.Tensor, ...], list[str]]:
+    """Example inputs and their names: `first` (batch, width), then a conditional model's labels."""
+    example, names = (torch.zeros(EXAMPLE_BATCH, width),), [first]
+    if classes:
+        example, names = (*example, torch.eye(classes)[torch.arange(EXAMPLE_BATCH) % classes]), [first, LABEL_INPUT]
+    return example, names
 
 
-def export_discriminator(discriminator: nn.Module, image_dim: int) -> bytes:
-    example = torch.zeros(EXAMPLE_BATCH, image_dim)
-    return export_graph(discriminator, example, [DISCRIMINATOR_INPUT], list(DISCRIMINATOR_OUTPUTS))
+def export_generator(generator: nn.Module, latent_dim: int, classes: int = 0) -> bytes:
+    example, names = _inputs(GENERATOR_INPUT, latent_dim, classes)
+    return export_graph(GeneratorGraph(generator), example, names, [GENERATOR_OUTPUT])
+
+
+def export_discriminator(discriminator: nn.Module, image_dim: int, classes: int = 0) -> bytes:
+    example, names = _inputs(DISCRIMINATOR_INPUT, image_dim, classes)
+    return export_graph(discriminator, example, names, list(DISCRIMINATOR_OUTPUTS))

@@ -22,11 +22,13 @@ from export.onnx_graphs import (
     DISCRIMINATOR_OUTPUTS,
     GENERATOR_INPUT,
     GENERATOR_OUTPUT,
+    LABEL_INPUT,
     OPSET,
     export_discriminator,
     export_generator,
 )
 from export.parity import INPUTS, PARITY_SEED, check_parity
+from export.provenance import data_provenance, public_training_config
 from export.staging import check_replaceable, new_staging, release
 from ganpack.archive import write_archive
 from ganpack.contract import (
@@ -43,11 +45,11 @@ from ganpack.contract import (
     TO_UINT8,
 )
 from ganpack.grid import save_grid
-from ganpack.manifest import Image, Latent, Manifest, Network
+from ganpack.manifest import Classes, Image, Latent, Manifest, Network
 from ganpack.package import sha256_of, verify_package
 from training import checkpoint
 from training.config import TrainConfig
-from training.model import build_models, sample_latent
+from training.model import build_models, grid_labels, label_columns, sample_latent
 
 PREVIEW_COUNT = 100
 
@@ -76,6 +78,14 @@ def networks_from_state(state: dict):
                 raise ExportError(f"the checkpoint's {network_name} weight '{name}' holds a non-finite value "
                                   "(nan or inf): the run diverged or the file is damaged")
     return config, generator.eval(), discriminator.eval(), weights
+
+
+def class_names(state: dict, classes: int) -> list[str]:
+    """The classes' names as the run recorded them (its data's), else "0", "1", ..."""
+    names = state.get("class_names")
+    if isinstance(names, list) and len(names) == classes and all(isinstance(n, str) for n in names):
+        return names
+    return [str(index) for index in range(classes)]
 
 
 def _git_commit() -> str:
@@ -118,41 +128,48 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print, qual
     staging, lock = new_staging(out_dir, log)  # locked until this export ends (export/staging.py)
     try:
         staging.chmod(0o755)  # mkdtemp's 0700 would make the finished package private
-        generator_graph = export_generator(generator, model.latent_dim)
-        discriminator_graph = export_discriminator(discriminator, model.image_dim)
+        classes = label_columns(model)  # 0 unless conditional
+        generator_graph = export_generator(generator, model.latent_dim, classes)
+        discriminator_graph = export_discriminator(discriminator, model.image_dim, classes)
         latent = sample_latent(INPUTS, model, torch.Generator().manual_seed(PARITY_SEED), torch.device("cpu"))
-        parity = check_parity(generator, discriminator, generator_graph, discriminator_graph, latent)
+        parity = check_parity(generator, discriminator, generator_graph, discriminator_graph, latent, classes)
         log(f"parity with PyTorch over {INPUTS} inputs at batch sizes {parity['batch_sizes']}: "
             f"generator {parity['max_abs_diff']['generator_image']:.2g}, "
             f"discriminator {parity['max_abs_diff']['discriminator_probability']:.2g} (max abs diff)")
         (staging / GENERATOR_FILE).write_bytes(generator_graph)
         (staging / DISCRIMINATOR_FILE).write_bytes(discriminator_graph)
         with torch.no_grad():
-            preview, _ = generator(latent[:PREVIEW_COUNT])
+            preview, _ = generator(latent[:PREVIEW_COUNT], grid_labels(PREVIEW_COUNT, classes) if classes else None)
         save_grid(preview.numpy(), staging / PREVIEW_FILE, columns=10)
+        label_input: dict[str, list[int | str]] = {LABEL_INPUT: ["batch", classes]} if classes else {}
+        # a conditional package is format_version 3, which older runtimes refuse by its number
+        conditional = {"classes": Classes(count=classes, names=class_names(state, classes)),
+                       "format_version": 3} if classes else {}
         manifest = Manifest(
             latent=Latent(model.latent_dim, model.latent_distribution,
                           dict(LATENT_PARAMETERS[model.latent_distribution])),
             image=Image(shape=list(IMAGE_SHAPE), value_range=list(IMAGE_VALUE_RANGE), to_uint8=TO_UINT8),
-            generator=_network(GENERATOR_FILE, staging / GENERATOR_FILE, {GENERATOR_INPUT: ["batch", model.latent_dim]},
+            generator=_network(GENERATOR_FILE, staging / GENERATOR_FILE,
+                               {GENERATOR_INPUT: ["batch", model.latent_dim], **label_input},
                                {GENERATOR_OUTPUT: ["batch", model.image_dim]},
-                               [model.latent_dim, *model.generator_hidden, model.image_dim],
+                               [model.latent_dim + classes, *model.generator_hidden, model.image_dim],
                                model.leaky_relu_alpha, TANH),
             discriminator=_network(DISCRIMINATOR_FILE, staging / DISCRIMINATOR_FILE,
-                                   {DISCRIMINATOR_INPUT: ["batch", model.image_dim]},
+                                   {DISCRIMINATOR_INPUT: ["batch", model.image_dim], **label_input},
                                    {name: ["batch", 1] for name in DISCRIMINATOR_OUTPUTS},
-                                   [model.image_dim, *model.discriminator_hidden, 1],
+                                   [model.image_dim + classes, *model.discriminator_hidden, 1],
                                    model.leaky_relu_alpha, SIGMOID),
             opset=OPSET,
             generator_weights=weights,
-            training_config=state["config"],
-            provenance={"steps": state["step"], "epochs": state["epoch"], "dataset": config.data.data,
+            training_config=public_training_config(state["config"]),  # no folders of the author's
+            provenance={"steps": state["step"], "epochs": state["epoch"], **data_provenance(state, config.data.data),
                         "seed": config.run.seed,
                         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                         "torch_version": torch.__version__, "onnx_version": onnx.__version__,
                         "ganpack_version": ganpack.__version__, "git_commit": _git_commit()},
             parity=parity,
             quality=quality or {},
+            **conditional,
         )
         (staging / MANIFEST_FILE).write_text(manifest.to_json())
         verify_package(staging)  # read back exactly as a runtime will

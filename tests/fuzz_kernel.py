@@ -6,12 +6,14 @@ and run API, through cffi, plus the Python checks in front of it.
 Each input is decoded into: layer count and widths (invalid ones included), ISA, thread count,
 per-layer activation codes, alphas and weights (NaN and infinity included), a batch and its
 input; then typed runs (uint8, float32 or range-checked float32 in, uint8 or float32 out, unknown
-dtype codes included) and one-call
-samples (any seed, first row, distribution code, scale and offset, NaN and infinity included).
+dtype codes included), one-call
+samples (any seed, first row, distribution code, scale and offset, NaN and infinity included) and
+class-conditional runs (a class-bias table of any row count, labels in and out of range).
 The C API must return a status code for every bad argument, never crash, and whenever it
 succeeds on finite numbers its output must match numpy within the kernel's tolerance; uint8
 outputs must be the uint8 mapping of the float run, and a sample must equal gp_latents followed
-by the float run, bit for bit.
+by the float run, bit for bit; a labelled run's row of class c must be, bit for bit, the row of
+an unlabelled run whose first-layer bias is the table's row c.
 Coverage: atheris instruments ganpack's Python code; the C code is not instrumented (gcc has
 no libFuzzer coverage), so it is reached through the Python paths and checked by the oracle.
 """
@@ -83,6 +85,7 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
         assert error <= 1e-4 * scale, (f"C kernel disagrees with numpy by {error:g}: widths {widths}, isa {isa}, "
                                        f"threads {threads}, activations {codes}, batch {batch}")
     fuzz_typed_and_sample(data, stack, widths, batch, x, out)
+    fuzz_labels(data, stack, widths, batch, x, weights[0], codes[0], alphas[0])
 
 
 def to_uint8(y: np.ndarray) -> np.ndarray:
@@ -138,6 +141,45 @@ def fuzz_typed_and_sample(data, stack, widths, batch, x, floats) -> None:
         status = lib.gp_stack_run(stack, ffi.from_buffer("float[]", z), batch, ffi.from_buffer("float[]", plain))
         assert status == lib.GP_OK
         assert np.array_equal(sampled.view(np.uint32), plain.view(np.uint32)), (widths, seed, first_row, batch)
+
+
+def fuzz_labels(data, stack, widths, batch, x, weight0, code0, alpha0) -> None:
+    """A class-bias table and labelled runs: statuses, and each row bit for bit the row of an
+    unlabelled run whose layer 0 has its label's table row as bias (layer 0 is replaced for that:
+    this is the stack's last use)."""
+    n_classes = data.ConsumeIntInRange(-1, 6) if data.ConsumeBool() else 65537
+    labels = np.array([data.ConsumeIntInRange(0, max(n_classes, 1) - 1) for _ in range(batch)], np.int32)
+    if batch and data.ConsumeProbability() < 0.2:  # one label out of range
+        bad = [-1, max(n_classes, 1), 2 ** 31 - 1][data.ConsumeIntInRange(0, 2)]
+        labels[data.ConsumeIntInRange(0, batch - 1)] = bad
+    out = np.full((batch, widths[-1]), -7.0, np.float32)
+
+    def run_labels():
+        return lib.gp_stack_run_labels(stack, ffi.from_buffer("float[]", x), lib.GP_F32,
+                                       ffi.from_buffer("int32_t[]", labels), batch, ffi.from_buffer("float[]", out),
+                                       lib.GP_F32)
+
+    assert run_labels() == lib.GP_ERR_INCOMPLETE  # no table yet
+    table = np.random.default_rng(batch).normal(size=(max(min(n_classes, 6), 1), widths[1])).astype(np.float32)
+    status = lib.gp_stack_set_class_bias(stack, n_classes, ffi.from_buffer("float[]", table))
+    if not 1 <= n_classes <= 6:
+        assert status == lib.GP_ERR_SHAPE and lib.gp_stack_classes(stack) == 0, (status, n_classes)
+        return
+    assert status == lib.GP_OK and lib.gp_stack_classes(stack) == n_classes, status
+    status = run_labels()
+    if ((labels < 0) | (labels >= n_classes)).any():
+        assert status == lib.GP_ERR_INPUT and (out == -7.0).all(), status  # refused before any work
+        return
+    assert status == lib.GP_OK, status
+    expected = np.empty_like(out)
+    for label in np.unique(labels):
+        plain = np.empty_like(out)
+        assert lib.gp_stack_set_layer(stack, 0, ffi.from_buffer("float[]", weight0),
+                                      ffi.from_buffer("float[]", table[label]), code0, alpha0) == lib.GP_OK
+        assert lib.gp_stack_run(stack, ffi.from_buffer("float[]", x), batch, ffi.from_buffer("float[]", plain)) == 0
+        expected[labels == label] = plain[labels == label]
+    assert lib.gp_stack_classes(stack) == n_classes  # the table outlives the replaced layer 0
+    assert np.array_equal(out.view(np.uint32), expected.view(np.uint32)), (widths, n_classes, labels)
 
 
 def fuzz_python_api(data: atheris.FuzzedDataProvider) -> None:

@@ -100,6 +100,11 @@ STAND_INS = {
          'pip() { python "$CHECK_PIP_ARGS" "$@"; } && eval "$DOC_LINE"',
          "needs the built wheel and the network: the line runs as written against an empty stand-in wheel, "
          "with pip replaced by a check that pip would be given an existing .whl file plus the extra"),
+    "python -m training.run --conditional --name conditional   # train one: the default settings plus the labels":
+        (CHECK_ARGS + " --conditional --name conditional", TRAINS_FOR_MINUTES),
+    "python -m training.run --data fashion-mnist --name fashion   # other data: kmnist, or your own (--data my.npz)":
+        (CHECK_ARGS + " --data fashion-mnist --name fashion", "downloads Fashion-MNIST from the network, then "
+         + TRAINS_FOR_MINUTES),
     # docs/training.md
     "python -m training.run --dry-run                          # seconds-long smoke run (1,024 images, 2 epochs)":
         ("test -f runs/digits/model/manifest.json",

@@ -20,6 +20,9 @@ CONFIGS = {
     "no EMA, uniform z": {"ema_decay": 0.0, "latent_distribution": "uniform"},
     "deeper": {"generator_hidden": (48, 32), "discriminator_hidden": (40, 24), "r1_gamma": 5.0},
     "D without a hidden layer": {"discriminator_hidden": ()},
+    "conditional": {"conditional": True},
+    "conditional, no shift, D without a hidden layer": {"conditional": True, "augment_shift": 0,
+                                                        "discriminator_hidden": ()},
 }
 
 
@@ -34,15 +37,17 @@ def trainer(train_step: str, batch_size: int = 64, **values) -> Trainer:
     return Trainer(validate(config), None, World())
 
 
-def batches(trainer: Trainer, count: int) -> list[torch.Tensor]:
+def batches(trainer: Trainer, count: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(images (B, 784), their labels (B,) for a conditional model, else None), count times."""
     order = torch.randperm(len(trainer.data), generator=torch.Generator().manual_seed(7))
     size = trainer.config.data.batch_size
-    return [trainer.data[order[i * size:(i + 1) * size]] for i in range(count)]
+    rows = [order[i * size:(i + 1) * size] for i in range(count)]
+    return [(trainer.data[r], None if trainer.labels is None else trainer.labels[r]) for r in rows]
 
 
-def steps(trainer: Trainer, real: list[torch.Tensor]) -> torch.Tensor:
-    for batch in real:
-        out = trainer.train_step(batch)
+def steps(trainer: Trainer, real: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
+    for batch, labels in real:
+        out = trainer.train_step(batch, labels)
         trainer.step += 1
     return out
 
@@ -58,8 +63,8 @@ def test_one_step_has_the_reference_gradients_and_metrics(name):
     reference, fast = trainer("reference", **CONFIGS[name]), trainer("fast", **CONFIGS[name])
     for optimizer in (reference.optimizer_g, reference.optimizer_d, fast.optimizer_g, fast.optimizer_d):
         optimizer.param_groups[0]["lr"] = 0.0  # the weights stay put: each update's gradients stay in .grad
-    (real,) = batches(reference, 1)
-    expected, got = reference.train_step(real), fast.train_step(real)
+    ((real, labels),) = batches(reference, 1)
+    expected, got = reference.train_step(real, labels), fast.train_step(real, labels)
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
     for network in ("generator", "discriminator"):
         pairs = zip(getattr(reference, network).named_parameters(), getattr(fast, network).parameters(), strict=True)
@@ -68,7 +73,7 @@ def test_one_step_has_the_reference_gradients_and_metrics(name):
             assert_close(a.grad, b.grad, 1e-5, f"{name}: {network}.{key}.grad")
 
 
-@pytest.mark.parametrize("name", ["default", "deeper"])
+@pytest.mark.parametrize("name", ["default", "deeper", "conditional"])
 def test_twenty_steps_end_near_the_reference_weights(name):
     reference, fast = trainer("reference", **CONFIGS[name]), trainer("fast", **CONFIGS[name])
     real = batches(reference, 20)

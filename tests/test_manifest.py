@@ -23,9 +23,9 @@ VALID = {
 }
 
 
-def changed(path: str, value):
-    """A copy of VALID with the dotted `path` set to `value` (or removed, for ...)."""
-    manifest = copy.deepcopy(VALID)
+def changed(path: str, value, values: dict | None = None):
+    """A copy of `values` (default VALID) with the dotted `path` set to `value` (or removed, for ...)."""
+    manifest = copy.deepcopy(VALID if values is None else values)
     *parents, last = path.split(".")
     target = manifest
     for key in parents:

@@ -12,6 +12,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ganpack.model import DEFAULT_MODEL
@@ -71,7 +72,26 @@ def work(tmp_path_factory):
     corrupt.parent.mkdir(parents=True)
     corrupt.write_bytes((work / "good.pt").read_bytes()[:5000])
     torch.save({"weights": [1.0, 2.0]}, work / "foreign.pt")  # a torch file, not a ganpack checkpoint
+    # data of your own, wrong in one way each
+    np.save(work / "float.npy", np.zeros((300, 28, 28), np.float32))
+    np.save(work / "flat.npy", np.zeros((300, 784), np.uint8))
+    np.savez(work / "pixels.npz", pixels=np.zeros((300, 28, 28), np.uint8))
+    np.savez(work / "count.npz", images=np.zeros((300, 28, 28), np.uint8), labels=np.zeros(299, np.int64))
+    (work / "no-images").mkdir()
+    (work / "no-images" / "notes.txt").write_text("mine\n")
+    (work / "mixed" / "sevens").mkdir(parents=True)
+    (work / "mixed" / "seven.png").write_bytes(png_of_zeros())
+    (work / "mixed" / "sevens" / "seven.png").write_bytes(png_of_zeros())
+    (work / "broken").mkdir()
+    (work / "broken" / "digit.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     return work
+
+
+def png_of_zeros() -> bytes:
+    """A black 28x28 PNG, written by the runtime's own encoder."""
+    from ganpack.grid import encode_png
+
+    return encode_png(np.zeros((28, 28), np.uint8))
 
 
 # (arguments, a piece of the one line that names the bad value)
@@ -99,6 +119,9 @@ RUN_MISTAKES = [
     (["--evaluator_cache=a-file"], "config key 'evaluator_cache' must name a folder, not a file, got 'a-file'"),
     slow(["--data=mnist", "--cache_dir=a-file"], "config key 'cache_dir' must name a folder, not a file, got 'a-file'"),
     (["--preset=nope"], "unknown preset 'nope'"),
+    (["--data=no-such.npz"], "config key 'data' must be one of bundled, mnist, fashion-mnist, kmnist or a file or "
+                             "folder that exists, got 'no-such.npz'"),
+    slow(["--data=mnits"], "got 'mnits'"),
     slow(["positional"], "unexpected argument 'positional'"),
     slow(["--epochs"], "option '--epochs' needs a value"),
     (["--resume="], "option '--resume' needs a value, got an empty one"),
@@ -116,6 +139,16 @@ RUN_MISTAKES = [
     slow(["--out_dir", ".", "--name", "a-file"], "run folder 'a-file' is a file"),
     slow(["--out_dir", ".", "--name", "not-a-run", "--overwrite"], "'not-a-run' is not a run folder"),
     slow(["--batch_size", str(10 ** 30)], f"batch_size {10 ** 30}"),
+    # data of your own: found when it is read, after torch loads
+    (["--data", "float.npy"], "float.npy: the array has dtype float32, want uint8"),
+    slow(["--data", "flat.npy"], "flat.npy: the array has shape (300, 784), want (N, 28, 28)"),
+    slow(["--data", "pixels.npz"], "pixels.npz: no images array: want 'images' or 'x_train'"),
+    slow(["--data", "count.npz"], "count.npz: array 'labels' has shape (299,), want (300,): one label per image"),
+    slow(["--data", "no-images"], "no-images: no PNG or JPEG images in the folder or its subfolders"),
+    slow(["--data", "mixed"], "mixed: 1 images lie in the folder itself (such as 'seven.png') and 1 in subfolders"),
+    slow(["--data", "broken"], "broken/digit.png: cannot read it as an image"),
+    slow(["--data", "a-file"], "a-file: not an IDX file"),
+    slow(["--data", "float.npy", "--data_dir", "not-a-run"], "data_dir 'not-a-run' is only for the data sets mnist"),
 ]
 
 RESUME_MISTAKES = [  # no other options: a resumed run may change few of them
@@ -156,6 +189,9 @@ EVALUATE_MISTAKES = [  # training.evaluate imports torch before it reads its arg
     slow([MODEL, "--samples", "10", "--json", "a-file/rows.json"],
          "--json 'a-file/rows.json': 'a-file' is not a folder"),
     slow([MODEL, "--samples", "10", "--cache-dir", "a-file"], "--cache-dir 'a-file' is a file"),
+    slow([MODEL, "--samples", "10", "--data", "no-such.npz"], "--data 'no-such.npz' is neither a data set"),
+    slow([MODEL, "--samples", "10", "--data", "float.npy"], "float.npy: the array has dtype float32, want uint8"),
+    slow([MODEL, "--samples", "10", "--data", "pixels.npz"], "pixels.npz: no images array"),
 ]
 
 

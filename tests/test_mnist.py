@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from training import mnist
+from training import datasets, mnist
 from training.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------- helpers
@@ -229,28 +229,28 @@ def test_load_mnist_rejects_unknown_split(tmp_path):
         mnist.load_mnist(data_dir=tmp_path, split="validation")
 
 
-# ---------------------------------------------------------------------------- load_dataset
+# ---------------------------------------------------------------------------- through load_dataset
 
 
 def test_load_dataset_by_name(torchvision_raw, tmp_path):
-    assert mnist.load_dataset("bundled", None, str(tmp_path))[0].shape == (5000, 28, 28)
-    assert mnist.load_dataset("mnist", str(torchvision_raw), str(tmp_path))[0].shape == (6, 28, 28)
+    assert datasets.load_dataset("bundled", "", str(tmp_path)).images.shape == (5000, 28, 28)
+    data = datasets.load_dataset("mnist", str(torchvision_raw), str(tmp_path))
+    assert data.images.shape == (6, 28, 28) and data.labels.tolist() == random_digits(6, seed=6)[1].tolist()
 
 
 def test_load_dataset_empty_data_dir_means_the_cache(filled_cache):
     # The training config spells "not given" as "", not None.
-    images, _ = mnist.load_dataset("mnist", "", str(filled_cache))
-    assert images.shape == (6, 28, 28)
+    assert datasets.load_dataset("mnist", "", str(filled_cache)).images.shape == (6, 28, 28)
 
 
 def test_load_dataset_refuses_data_dir_for_bundled(tmp_path):
     with pytest.raises(ConfigError, match="data_dir"):
-        mnist.load_dataset("bundled", str(tmp_path), "")
+        datasets.load_dataset("bundled", str(tmp_path), "")
 
 
 def test_load_dataset_unknown_name_lists_valid_ones(tmp_path):
-    with pytest.raises(ConfigError, match="'fashion'.*bundled, mnist"):
-        mnist.load_dataset("fashion", None, str(tmp_path))
+    with pytest.raises(ConfigError, match="'fashion'.*bundled, mnist, fashion-mnist, kmnist"):
+        datasets.load_dataset("fashion", "", str(tmp_path))
 
 
 # ---------------------------------------------------------------------------- training tensor

@@ -1,16 +1,14 @@
 """Full MNIST end to end, offline: generated IDX files served on 127.0.0.1 (one mirror corrupt),
 downloaded into a cache with checksums checked, then trained on with `--data mnist`."""
 
-import functools
 import gzip
 import hashlib
-import http.server
 import struct
-import threading
 
 import numpy as np
 import pytest
 
+from mirrors import served_mirrors
 from training import mnist
 from training.errors import DataError
 from training.run import main
@@ -29,21 +27,8 @@ def served_mnist(tmp_path, monkeypatch):
     files = {"train-images-idx3-ubyte.gz": idx_gz(rng.integers(0, 256, (300, 28, 28), dtype=np.uint8)),
              "train-labels-idx1-ubyte.gz": idx_gz(rng.integers(0, 10, 300, dtype=np.uint8))}
     monkeypatch.setattr(mnist, "MNIST_GZ_MD5", {n: hashlib.md5(b).hexdigest() for n, b in files.items()})
-    for mirror in ("good", "corrupt"):
-        (tmp_path / "served" / mirror).mkdir(parents=True)
-        for name, payload in files.items():
-            damaged = payload[:100] + bytes([payload[100] ^ 0xFF]) + payload[101:]
-            (tmp_path / "served" / mirror / name).write_bytes(payload if mirror == "good" else damaged)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}/"
-    yield base + "good/", base + "corrupt/"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with served_mirrors(tmp_path / "served", files, flip_at=100) as urls:
+        yield urls
 
 
 def test_download_skips_the_corrupt_mirror_then_trains(served_mnist, tmp_path):

@@ -125,8 +125,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_config, m
     tiny_config.run.train_step = train_step
     real_step = Trainer.train_step
 
-    def poisoned_step(self, real):  # epoch 2 goes bad: its losses come back NaN
-        metrics = real_step(self, real)
+    def poisoned_step(self, real, labels=None):  # epoch 2 goes bad: its losses come back NaN
+        metrics = real_step(self, real, labels)
         return metrics * float("nan") if self.step >= 5 else metrics
 
     monkeypatch.setattr(Trainer, "train_step", poisoned_step)
@@ -147,9 +147,9 @@ def test_one_discriminator_scores_real_and_generated_batches(tiny_config, monkey
     calls = []
     original = Discriminator.forward
 
-    def recording_forward(self, image):
+    def recording_forward(self, image, labels=None):
         calls.append((id(self), image.requires_grad))
-        return original(self, image)
+        return original(self, image, labels)
 
     monkeypatch.setattr(Discriminator, "forward", recording_forward)
     trainer = Trainer(tiny_config, None, World())

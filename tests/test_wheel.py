@@ -37,7 +37,8 @@ def test_wheel_contents(dist):
     assert "-cp310-abi3-" in wheel.name and "linux" in wheel.name
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("ganpack/_kernel") and n.endswith(".so") for n in names)
-    assert "ganpack/models/default/generator.onnx" in names and "ganpack/models/default/manifest.json" in names
+    for model in ("default", "conditional"):  # the two built-in models
+        assert f"ganpack/models/{model}/generator.onnx" in names and f"ganpack/models/{model}/manifest.json" in names
     assert "ganpack/png.py" in names  # score reads PNGs without Pillow
     assert not any(n.startswith(("training/", "export/", "tests/")) for n in names)
     requires = [line for line in zipfile.ZipFile(wheel).read(
@@ -66,6 +67,9 @@ def test_installed_wheel_samples_without_torch(dist, tmp_path):
         run(ganpack, "sample", "-n", "16", "-o", work / f"bundled-{backend}.png", "--backend", backend, cwd=work)
         run(ganpack, "sample", "-n", "16", "-o", work / f"exported-{backend}.npy", "--model", package,
             "--backend", backend, "--seed", "1", cwd=work)
+    run(ganpack, "sample", "--digit", "7", "-n", "4", "-o", work / "sevens.npy", "--seed", "1", cwd=work)
+    sevens = "import numpy as np; assert np.load('sevens.npy').shape == (4, 28, 28)"
+    run(python, "-c", sevens, cwd=work)  # the conditional model inside the installed wheel
     run(python, "-m", "pip", "install", "-q", f"{wheel}[onnxruntime]")  # the optional backend
     run(ganpack, "sample", "-n", "16", "-o", work / "bundled-ort.png", "--backend", "onnxruntime", cwd=work)
     run(ganpack, "sample", "-n", "16", "-o", work / "exported-ort.npy", "--model", package,

@@ -1,9 +1,12 @@
-"""The evaluator's MNIST classifier: a small CNN whose predictions and 128-d features the quality
+"""The evaluator's classifier: a small CNN whose predictions and 128-d features the quality
 metrics are computed in (the usual MNIST practice, as TF-GAN's mnist_frechet_distance does).
 
 Trained once per data set on a fixed split (10% held out) with a fixed seed, then cached, so
-later evaluations load it in milliseconds. The cache key covers the training images' bytes
-and this file's training recipe (RECIPE), so a change to either trains a new one.
+later evaluations load it in milliseconds. Its output has one logit per class of the data (ten
+for MNIST). The cache file is named by the training images' bytes and this file's training recipe
+(RECIPE), so a change to either trains a new one; the file also records the labels' SHA-256,
+so the same images with other labels train a new one too. (A cache file written before labels
+were recorded has none: it was trained on MNIST digits with their own labels, and is used.)
 """
 
 import hashlib
@@ -20,16 +23,16 @@ HELD_OUT_FRACTION = 0.1
 
 
 class DigitClassifier(nn.Module):
-    def __init__(self):
+    def __init__(self, num_classes: int = 10):
         super().__init__()
         self.features = nn.Sequential(  # (B, 1, 28, 28) -> (B, 128)
             nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (B, 32, 14, 14)
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 7, 7)
             nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU())
-        self.head = nn.Linear(128, 10)
+        self.head = nn.Linear(128, num_classes)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images (B, 784) in [-1, 1] -> (logits (B, 10), features (B, 128))."""
+        """images (B, 784) in [-1, 1] -> (logits (B, K), features (B, 128)), K classes."""
         features = self.features(images.reshape(-1, 1, 28, 28))
         return self.head(features), features
 
@@ -39,10 +42,11 @@ class TrainedClassifier:
     model: DigitClassifier
     held_out_accuracy: float
     held_out_images: torch.Tensor  # (N, 784) in [-1, 1], never trained on: the real reference
+    held_out_labels: torch.Tensor | None = None  # (N,) int64, their classes
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
-        """(probabilities (N, 10), features (N, 128)) for images (N, 784) in [-1, 1]."""
+        """(probabilities (N, K), features (N, 128)) for images (N, 784) in [-1, 1]."""
         self.model.eval()
         probabilities, features = [], []
         for start in range(0, len(images), batch):
@@ -59,11 +63,12 @@ def split(count: int) -> tuple[torch.Tensor, torch.Tensor]:
     return order[held_out:], order[:held_out]
 
 
-def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8) -> TrainedClassifier:
-    """images (N, 784) in [-1, 1], labels (N,) int64."""
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8,
+                     num_classes: int = 10) -> TrainedClassifier:
+    """images (N, 784) in [-1, 1], labels (N,) int64 in 0..num_classes-1."""
     torch.manual_seed(0)
     train, held_out = split(len(images))
-    model = DigitClassifier()
+    model = DigitClassifier(num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.Generator().manual_seed(1)
     for _ in range(epochs):
@@ -74,7 +79,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    trained = TrainedClassifier(model.eval(), 0.0, images[held_out])
+    trained = TrainedClassifier(model.eval(), 0.0, images[held_out], labels[held_out])
     probabilities, _ = trained.predict(images[held_out])
     trained.held_out_accuracy = float((probabilities.argmax(1) == labels[held_out]).float().mean())
     return trained
@@ -85,8 +90,14 @@ def cache_path(images: np.ndarray, cache_dir: Path) -> Path:
     return cache_dir / f"classifier-{key}.pt"
 
 
-def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path, log=print) -> TrainedClassifier:
-    """The classifier for this data set: from the cache when there, else trained and cached."""
+def labels_digest(labels: np.ndarray) -> str:
+    return hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest()
+
+
+def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path, log=print,
+                  num_classes: int = 10) -> TrainedClassifier:
+    """The classifier for this data set (labels (N,) in 0..num_classes-1): from the cache when
+    there and made for these labels, else trained and cached."""
     from training.mnist import to_training_tensor
 
     images = to_training_tensor(images_uint8, "cpu")
@@ -96,17 +107,23 @@ def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path,
     if path.is_file():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            model = DigitClassifier()
-            model.load_state_dict(state["model"])
-            return TrainedClassifier(model.eval(), float(state["held_out_accuracy"]), images[held_out])
+            recorded = state.get("labels_sha256", labels_digest(labels))  # none recorded: MNIST's own
+            if recorded != labels_digest(labels) or state["model"]["head.weight"].shape[0] != num_classes:
+                log(f"the cached classifier {path} was trained on other labels; training it again")
+            else:
+                model = DigitClassifier(num_classes)
+                model.load_state_dict(state["model"])
+                return TrainedClassifier(model.eval(), float(state["held_out_accuracy"]), images[held_out],
+                                         labels_t[held_out])
         except Exception as error:  # a cache is disposable: a truncated or foreign file is trained again
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             log(f"the cached classifier {path} is unreadable ({reason[:200]}); training it again")
     log(f"training the evaluator's classifier on {len(images)} images (once; cached in {cache_dir}) ...")
-    trained = train_classifier(images, labels_t)
+    trained = train_classifier(images, labels_t, num_classes=num_classes)
     log(f"classifier held-out accuracy: {trained.held_out_accuracy:.4f}")
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    torch.save({"model": trained.model.state_dict(), "held_out_accuracy": trained.held_out_accuracy}, partial)
+    torch.save({"model": trained.model.state_dict(), "held_out_accuracy": trained.held_out_accuracy,
+                "labels_sha256": labels_digest(labels)}, partial)
     os.replace(partial, path)
     return trained

@@ -27,6 +27,8 @@ class ModelConfig:
     leaky_relu_alpha: float = 0.01  # f(x) = max(alpha * x, x)
     latent_distribution: str = NORMAL  # "normal": N(0, 1); "uniform": U(-1, 1) (ganpack.contract)
     init: str = "torch"  # "torch" (PyTorch's Linear default), "glorot_uniform", "normal_0.02"
+    conditional: bool = False  # G and D also take the class label, one-hot, beside z and the image
+    classes: int = 0  # conditional: how many classes; 0 takes the data's (a run records the number)
 
 
 @dataclass
@@ -44,9 +46,11 @@ class OptimizerConfig:
 
 @dataclass
 class DataConfig:
-    data: str = "bundled"  # "bundled" (5,000 digits shipped with ganpack) or "mnist" (60,000)
-    data_dir: str = ""  # folder with the MNIST IDX files; empty: the cache, downloading if needed
-    cache_dir: str = ""  # folder for downloaded MNIST files; empty: ~/.cache/ganpack/mnist (XDG)
+    # "bundled" (5,000 digits shipped with ganpack), "mnist", "fashion-mnist", "kmnist" (60,000 each), or the
+    # path of your own images: an IDX file, a .npy, a .npz or a folder of PNG / JPEG (training/datasets.py)
+    data: str = "bundled"
+    data_dir: str = ""  # folder with the named data set's IDX files; empty: the cache, downloading if needed
+    cache_dir: str = ""  # folder for downloads; empty: ~/.cache/ganpack/<data set> (XDG)
     batch_size: int = 256  # per process; the global batch is batch_size * world size
 
 
@@ -228,6 +232,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("latent_distribution", m.latent_distribution in LATENT_DISTRIBUTIONS,
          f"must be one of {tuple(LATENT_DISTRIBUTIONS)}"),
         ("init", m.init in INITS, f"must be one of {INITS}"),
+        ("classes", 0 <= m.classes <= MAX_CLASSES, f"must be in [0, {MAX_CLASSES}] (0: the data's)"),
         ("generator_lr", o.generator_lr > 0, "must be positive"),
         ("discriminator_lr", o.discriminator_lr > 0, "must be positive"),
         ("beta1", 0.0 <= o.beta1 < 1.0, "must be in [0, 1)"),
@@ -237,7 +242,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("lr_decay_start", 0.0 <= o.lr_decay_start <= 1.0, "must be in [0, 1]"),
         ("augment_shift", 0 <= o.augment_shift <= 8, "must be in [0, 8] pixels"),
         ("r1_gamma", o.r1_gamma >= 0.0, "must be non-negative"),
-        ("data", d.data in DATASETS, f"must be one of {DATASETS}"),
+        ("data", d.data in DATASETS or (d.data != "" and Path(d.data).expanduser().exists()),
+         f"must be one of {', '.join(DATASETS)} or a file or folder that exists"),
         ("batch_size", d.batch_size > 0, "must be positive"),
         ("epochs", r.epochs > 0, "must be positive"),
         ("seed", 0 <= r.seed < 2**64, "must be in [0, 2**64)"),  # torch.manual_seed's range
@@ -272,6 +278,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     return config
 
 
+MAX_CLASSES = 1000  # far above any labeled set of 28x28 images; every class is one input column
 MAX_THREADS = 1024  # far above any machine's cores; torch fails or crashes on 10**5
 MAX_EVAL_SAMPLES = 1_000_000  # about 3 GB of float32 images
 MAX_PARAMETERS = 1 << 28  # per network: 1 GiB of float32 weights, several times that with gradients and Adam
@@ -291,7 +298,7 @@ PRESETS = {
 }
 
 INITS = ("torch", "glorot_uniform", "normal_0.02")
-DATASETS = ("bundled", "mnist")
+DATASETS = ("bundled", "mnist", "fashion-mnist", "kmnist")  # names; any other value of `data` is a path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from torch import nn
 
 from training.augment import BACKGROUND, SIDE, draw_shifts
 from training.distributed import sum_over_ranks
-from training.model import sample_latent
+from training.model import sample_labels, sample_latent
 
 leaky_relu_backward = torch.ops.aten.leaky_relu_backward  # (grad, h, alpha, False): grad * leaky'(h)
 tanh_backward = torch.ops.aten.tanh_backward  # (grad, y = tanh(x)): grad * (1 - y^2)
@@ -120,13 +120,15 @@ def backward(layers: list[nn.Linear], inputs: list[torch.Tensor], hidden: list[t
 
 
 def r1_penalty_and_gradient(layers: list[nn.Linear], hidden: list[torch.Tensor], batch: int, alpha: float,
-                            gamma: float, grads: Gradients) -> torch.Tensor:
+                            gamma: float, grads: Gradients, image_width: int) -> torch.Tensor:
     """R1 on the first `batch` rows of `hidden` (the real images); adds the weight gradients of
-    0.5 gamma R1 into grads (the module docstring has the chain) and returns R1 itself."""
+    0.5 gamma R1 into grads (the module docstring has the chain) and returns R1 itself. The gradient
+    is taken in the first `image_width` inputs of D, the image: a conditional D's label columns
+    after them are not part of it (W_0 below is their first image_width columns)."""
     top = layers[-1].weight  # w_{L-1} (1, width_{L-2})
     if not hidden:  # no hidden layer: d logit / d x = w_0 for every image, R1 = |w_0|^2
-        grads.views[0].add_(top, alpha=gamma)
-        return top.pow(2).sum()
+        grads.views[0][:, :image_width].add_(top[:, :image_width], alpha=gamma)
+        return top[:, :image_width].pow(2).sum()
     hidden = [h[:batch] for h in hidden]  # h_0..h_{L-2} of the real images: (B, width_i), views
     chain = []  # u_{L-2}, ..., u_0, each (B, width_i)
     v = top  # v_{L-2}, broadcast over the batch
@@ -134,11 +136,11 @@ def r1_penalty_and_gradient(layers: list[nn.Linear], hidden: list[torch.Tensor],
         chain.append(leaky_relu_backward(v.expand_as(hidden[index]), hidden[index], alpha, False))
         if index:
             v = chain[-1] @ layers[index].weight  # (B, width_i) @ (width_i, width_{i-1})
-    u0, w0 = chain[-1], layers[0].weight
+    u0, w0 = chain[-1], layers[0].weight[:, :image_width]
     gram = w0 @ w0.t()  # K (width_0, width_0)
     u0_gram = u0 @ gram  # (B, width_0)
     penalty = (u0 * u0_gram).sum(dim=1).mean()
-    grads.views[0].addmm_(u0.t() @ u0, w0, alpha=gamma / batch)  # dW_0 += gamma/B (u_0^T u_0) W_0
+    grads.views[0][:, :image_width].addmm_(u0.t() @ u0, w0, alpha=gamma / batch)  # dW_0 += gamma/B (u_0^T u_0) W_0
     du = u0_gram.mul_(gamma / batch)  # du_0 (B, width_0)
     for index in range(len(hidden)):  # bottom to top
         dv = leaky_relu_backward(du, hidden[index], alpha, False)  # dv_i
@@ -207,15 +209,18 @@ class Shifter:
 
 
 class FastStep:
-    """trainer.train_step when the config's train_step is "fast": call it with a real batch (B, 784).
-    draw() takes every random number of the step (the latents, then the three shifts, in the order
-    Trainer.reference_step draws them); compute() is the rest, free of randomness and host syncs."""
+    """trainer.train_step when the config's train_step is "fast": call it with a real batch (B, 784)
+    (and its labels (B,) for a conditional model). inputs() takes every random number of the step
+    (the latents, a conditional model's fake labels, then the three shifts, in the order
+    Trainer.reference_step draws them); compute() is the rest, free of randomness and host syncs.
+    A conditional model's one-hot labels are concatenated to z and to D's images (2B, 784 + classes)."""
 
     def __init__(self, trainer):
         self.trainer = trainer
         self.generator_layers = dense_layers(trainer.generator)
         self.discriminator_layers = dense_layers(trainer.discriminator)
         self.generator_grads = Gradients(trainer.generator)
+        self.classes = trainer.classes
         self.discriminator_grads = Gradients(trainer.discriminator)
         max_shift = trainer.config.optimizer.augment_shift
         self.shifter = Shifter(max_shift, trainer.device) if max_shift else None
@@ -228,28 +233,39 @@ class FastStep:
         # which it refreshes before each step, so that a captured graph sees the current values.
         self.scalars: dict[str, torch.Tensor] | None = None
 
-    def __call__(self, real: torch.Tensor) -> torch.Tensor:
-        return self.compute(real, *self.draw(real.shape[0]))
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.compute(*self.inputs(real, labels))
 
-    def draw(self, batch: int) -> tuple[torch.Tensor, ...]:
-        """(z (B, latent_dim), then with augment_shift the window corners (B,) of the reals, of the
-        fakes D scores and of the fakes G is scored on)."""
-        trainer, config = self.trainer, self.trainer.config
+    def inputs(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """compute()'s arguments: (real, z (B, latent_dim)), then for a conditional model the one-hot
+        labels (2B, classes) of the reals and of the fakes, then with augment_shift the window
+        corners (B,) of the reals, of the fakes D scores and of the fakes G is scored on."""
+        trainer, config, batch = self.trainer, self.trainer.config, real.shape[0]
         noise = trainer.seed_step_noise()
         z = sample_latent(batch, config.model, noise, trainer.device)
+        draws: tuple[torch.Tensor, ...] = (real, z)
+        if self.classes:
+            assert labels is not None, "a conditional model's step needs the real images' labels"
+            fake_labels = sample_labels(batch, self.classes, noise, trainer.device)
+            draws += (F.one_hot(torch.cat([labels, fake_labels]), self.classes).to(real.dtype),)
         if self.shifter is None:
-            return (z,)
+            return draws
         shifter = self.shifter
-        return (z, *(shifter.corners(draw_shifts(batch, shifter.max_shift, noise, trainer.device)) for _ in range(3)))
+        return (*draws,
+                *(shifter.corners(draw_shifts(batch, shifter.max_shift, noise, trainer.device)) for _ in range(3)))
 
     @torch.no_grad()
-    def compute(self, real: torch.Tensor, z: torch.Tensor, *corners: torch.Tensor) -> torch.Tensor:
+    def compute(self, real: torch.Tensor, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
         """One D update then one G update; returns [loss_d, loss_g, mean D(x), mean D(G(z))] (4,)."""
         trainer, opt = self.trainer, self.trainer.config.optimizer
         alpha, batch = trainer.config.model.leaky_relu_alpha, real.shape[0]
         gl, dl, shifter = self.generator_layers, self.discriminator_layers, self.shifter
+        onehot, corners = (rest[0], rest[1:]) if self.classes else (None, rest)  # onehot (2B, classes)
 
-        g_inputs, g_hidden, g_logits = forward(gl, z, alpha)
+        def labeled(x: torch.Tensor, rows: slice) -> torch.Tensor:  # [x ; one-hot] for a conditional network
+            return x if onehot is None else torch.cat([x, onehot[rows]], dim=1)
+
+        g_inputs, g_hidden, g_logits = forward(gl, labeled(z, slice(batch, None)), alpha)
         fake = g_logits.tanh_()  # (B, 784); the logits are not needed again
         if shifter:  # the reals, then G's images, into the middle of one padded buffer
             padded = shifter.padded(2 * batch, BACKGROUND)  # (2B, W, W)
@@ -260,7 +276,7 @@ class FastStep:
         # Update D: maximize log D(x) + log(1 - D(G(z))), real targets smoothed to 1 - label_smoothing;
         # the reals and the fakes (each shifted) through D in one (2B, 784) pass.
         x = shifter.windows(padded, torch.cat(corners[:2])) if shifter else torch.cat([real, fake])
-        d_inputs, d_hidden, logits = forward(dl, x, alpha)  # logits (2B, 1)
+        d_inputs, d_hidden, logits = forward(dl, labeled(x, slice(None)), alpha)  # logits (2B, 1)
         prob = torch.sigmoid(logits)
         self.discriminator_grads.attach()
         target = self.targets(batch)  # (3B, 1): 1 - label_smoothing, 0 for D's update; 1 for G's
@@ -268,14 +284,16 @@ class FastStep:
         backward(dl, d_inputs, d_hidden, d_logits, alpha, self.discriminator_grads, False)
         penalty = None
         if opt.r1_gamma:
-            penalty = r1_penalty_and_gradient(dl, d_hidden, batch, alpha, opt.r1_gamma, self.discriminator_grads)
+            penalty = r1_penalty_and_gradient(dl, d_hidden, batch, alpha, opt.r1_gamma, self.discriminator_grads,
+                                              real.shape[1])
         self.discriminator_grads.average_over_ranks(trainer.world)
         adam_step(trainer.optimizer_d, None if self.scalars is None else self.scalars["lr_d"])
 
         # Update G: maximize log D(G(z)) (non-saturating), through the updated D, which is not trained here.
-        d_inputs, d_hidden, logits_g = forward(dl, shifter.windows(padded[batch:], corners[2]) if shifter else fake,
-                                               alpha)
+        x = shifter.windows(padded[batch:], corners[2]) if shifter else fake
+        d_inputs, d_hidden, logits_g = forward(dl, labeled(x, slice(batch, None)), alpha)
         d_fake = backward(dl, d_inputs, d_hidden, torch.sigmoid(logits_g).sub_(1.0).div_(batch), alpha, None, True)
+        d_fake = d_fake[:, :real.shape[1]]  # d loss / d image (B, 784); a conditional D's label columns dropped
         if shifter:
             d_fake = shifter.backward(d_fake, corners[2])
         self.generator_grads.attach()

@@ -3,7 +3,7 @@
 On a GPU a network this small is bound by launching kernels, not by running them (the eager step
 kept an H200 busy 6% of the time). FastStep.compute has no host syncs, no randomness and fixed
 shapes, so it is captured once and replayed each step:
-- draw() still runs outside the graph, from the per-step seeded generator (resume stays exact);
+- FastStep.inputs() still runs outside the graph, from the per-step seeded generator (resume stays exact);
   the batch and the draws are copied into the graph's static inputs before each replay;
 - the learning rates and the moving average's weight live in 0-dim tensors, refreshed before a
   replay when they change (the learning-rate decay, the moving average's warm-up);
@@ -35,7 +35,7 @@ class GraphedStep:
         fast.scalars = {name: torch.zeros((), dtype=rate, device=trainer.device) for name in self.optimizers}
         fast.scalars["ema"] = torch.zeros((), device=trainer.device)  # the parameters' dtype, as lerp takes it
         self.values: dict[str, float | None] = dict.fromkeys(fast.scalars)  # what each tensor holds now
-        self.static: tuple[torch.Tensor, ...] | None = None  # the graph's inputs: real, then draw()'s
+        self.static: tuple[torch.Tensor, ...] | None = None  # the graph's inputs: FastStep.inputs()
         self.graph, self.output, self.calls = None, None, 0
 
     def _refresh_scalars(self) -> None:
@@ -48,8 +48,8 @@ class GraphedStep:
                 self.fast.scalars[name].fill_(value)
                 self.values[name] = value
 
-    def __call__(self, real: torch.Tensor) -> torch.Tensor:
-        inputs = (real, *self.fast.draw(real.shape[0]))
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = self.fast.inputs(real, labels)
         self._refresh_scalars()
         self.calls += 1
         if self.static is None or self.static[0].shape != real.shape:

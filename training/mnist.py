@@ -1,6 +1,8 @@
 """MNIST as uint8 arrays: an IDX reader, the bundled 5,000-digit subset, and full MNIST.
 
-Importing this module does nothing; torch is imported only by `to_training_tensor`.
+`load_idx_set` reads any data set published as MNIST is (four gzipped IDX files with known MD5s,
+downloaded from mirrors or found in a folder); training/datasets.py uses it for Fashion-MNIST and
+KMNIST. Importing this module does nothing; torch is imported only by `to_training_tensor`.
 """
 
 from __future__ import annotations
@@ -47,8 +49,6 @@ BUNDLED_SHA256 = {
     BUNDLED_IMAGES: "c6b100a5a2c03680cfe2ea9a6cb50df61c85444712901c9827140677184ff468",
     BUNDLED_LABELS: "86843f81a1849db34cf2a8117f2c27d94bdb2638b0633e53343f198187730267",
 }
-
-DATASET_NAMES = ("bundled", "mnist")
 
 # ---------------------------------------------------------------------------- IDX files
 
@@ -118,14 +118,20 @@ def _length_message(path: Path, dims: tuple, expected: int, found: int) -> str:
     return f"{path}: trailing bytes: IDX dims {dims} need exactly {expected} data bytes"
 
 
+def read_idx_images(path: str | os.PathLike) -> np.ndarray:
+    """An IDX file of images: uint8 (N, 28, 28), at least one."""
+    images = read_idx(path)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or not len(images):
+        raise DataError(f"{path}: images have shape {images.shape}, want (N, 28, 28) with N >= 1")
+    return images
+
+
 def load_images_and_labels(
     images_path: str | os.PathLike, labels_path: str | os.PathLike
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 (N, 28, 28) and labels uint8 (N,) in 0..9, checked against each other."""
-    images = read_idx(images_path)
+    images = read_idx_images(images_path)
     labels = read_idx(labels_path)
-    if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DataError(f"{images_path}: images have shape {images.shape}, want (N, 28, 28)")
     if labels.ndim != 1:
         raise DataError(f"{labels_path}: labels have shape {labels.shape}, want (N,)")
     if len(images) != len(labels):
@@ -160,10 +166,10 @@ def load_bundled() -> tuple[np.ndarray, np.ndarray]:
     return load_images_and_labels(images_path, labels_path)
 
 
-def default_cache_dir() -> Path:
-    """$XDG_CACHE_HOME/ganpack/mnist, falling back to ~/.cache/ganpack/mnist."""
+def default_cache_dir(name: str = "mnist") -> Path:
+    """$XDG_CACHE_HOME/ganpack/<name>, falling back to ~/.cache/ganpack/<name>."""
     cache_root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_root) / "ganpack" / "mnist"
+    return Path(cache_root) / "ganpack" / name
 
 
 def load_mnist(
@@ -178,50 +184,50 @@ def load_mnist(
     otherwise download missing files into `cache_dir` (default: default_cache_dir()). Empty
     strings count as not given, as in the training config; `~` is expanded.
     """
+    return load_idx_set(MNIST_GZ_MD5, "MNIST", data_dir, cache_dir or default_cache_dir(), mirrors, split)
+
+
+def load_idx_set(
+    gz_md5: dict[str, str],
+    title: str,
+    data_dir: str | os.PathLike | None,
+    cache_dir: str | os.PathLike,
+    mirrors: Sequence[str],
+    split: str = "train",
+) -> tuple[np.ndarray, np.ndarray]:
+    """A data set published as MNIST is: {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz, ten
+    classes. `gz_md5` maps each file name to its MD5; `title` is torchvision's folder name for the
+    set ("MNIST", "FashionMNIST", "KMNIST"), so that a torchvision root works as `data_dir` too."""
     if split not in SPLIT_PREFIXES:
         valid = ", ".join(SPLIT_PREFIXES)
-        raise ConfigError(f"MNIST split {split!r} unknown; valid splits: {valid}")
+        raise ConfigError(f"{title} split {split!r} unknown; valid splits: {valid}")
     prefix = SPLIT_PREFIXES[split]
     names = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
     if data_dir:
         data_dir = Path(data_dir).expanduser()
-        images_path, labels_path = (_find_local(data_dir, name) for name in names)
+        images_path, labels_path = (_find_local(data_dir, name, gz_md5, title) for name in names)
     else:
-        cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        cache_dir = Path(cache_dir).expanduser()
         images_path, labels_path = (
-            download_file(name + ".gz", MNIST_GZ_MD5[name + ".gz"], cache_dir, mirrors)
-            for name in names
+            download_file(name + ".gz", gz_md5[name + ".gz"], cache_dir, mirrors) for name in names
         )
     return load_images_and_labels(images_path, labels_path)
 
 
-def _find_local(data_dir: Path, name: str) -> Path:
-    """`name.gz` (MD5-checked) or else `name`, in data_dir or in a torchvision root's MNIST/raw."""
+def _find_local(data_dir: Path, name: str, gz_md5: dict[str, str], title: str) -> Path:
+    """`name.gz` (MD5-checked) or else `name`, in data_dir or in a torchvision root's <title>/raw."""
     candidates = []
-    for folder in (data_dir, data_dir / "MNIST" / "raw"):
+    for folder in (data_dir, data_dir / title / "raw"):
         gz_path, plain_path = folder / (name + ".gz"), folder / name
         candidates += [gz_path, plain_path]
         # Prefer the .gz: its MD5 is known, so a damaged copy is caught before parsing.
         if gz_path.is_file():
-            _verify_checksum(gz_path, MNIST_GZ_MD5[gz_path.name], "md5")
+            _verify_checksum(gz_path, gz_md5[gz_path.name], "md5")
             return gz_path
         if plain_path.is_file():
             return plain_path
     looked = ", ".join(str(path) for path in candidates)
-    raise DataError(f"{data_dir}: no MNIST file {name}; looked for {looked}")
-
-
-def load_dataset(
-    name: str, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 (N, 28, 28) and labels uint8 (N,) for a data set named in the config."""
-    if name == "bundled":
-        if data_dir:
-            raise ConfigError(f"data_dir {data_dir!r} is only for dataset 'mnist', not 'bundled'")
-        return load_bundled()
-    if name == "mnist":
-        return load_mnist(data_dir=data_dir, cache_dir=cache_dir)
-    raise ConfigError(f"dataset {name!r} unknown; valid datasets: {', '.join(DATASET_NAMES)}")
+    raise DataError(f"{data_dir}: no {title} file {name}; looked for {looked}")
 
 
 # ---------------------------------------------------------------------------- training tensor

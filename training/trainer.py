@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from training import checkpoint, mnist
+from training import checkpoint, datasets, mnist
 from training.augment import translate
 from training.config import TrainConfig
 from training.distributed import World, sum_over_ranks
@@ -22,7 +22,7 @@ from training.errors import ConfigError, TrainingError
 from training.fast_step import FastStep
 from training.graphed_step import GraphedStep
 from training.losses import discriminator_loss, generator_loss, r1_penalty
-from training.model import build_models, sample_latent
+from training.model import balanced_labels, build_models, grid_labels, sample_labels, sample_latent
 from training.rundir import MetricsLog, plot_metrics, plot_quality
 
 GRID_SIZE = 100  # the fixed latent batch behind every sample grid (10 x 10)
@@ -74,17 +74,26 @@ class Trainer:
         self.device = resolve_device(run.device, world)
 
         # data: the whole set in one (N, 784) tensor on the device, in [-1, 1]
-        images, labels = mnist.load_dataset(config.data.data, config.data.data_dir, config.data.cache_dir)
+        dataset = datasets.load_dataset(config.data.data, config.data.data_dir, config.data.cache_dir)
+        datasets.check_resumed_data(dataset.source, resume_state)
+        images, labels = dataset.images, dataset.labels  # (N, 28, 28) uint8; (N,) int64 or None: unlabeled
+        self.data_source = dataset.source  # provenance (no paths), kept in checkpoints for the package
+        self.classes = self._class_count(dataset)  # 0: unconditional
+        names = dataset.class_names or []  # the package records them: "0".."9", or Fashion-MNIST's
+        self.class_names = [*names, *map(str, range(len(names), self.classes))][:self.classes]
         self.quality = None  # the evaluator, on rank 0 when eval_every > 0 (not in dry runs)
         if run.eval_every and world.is_main and not run.dry_run:
-            from training.evaluate import Evaluator
+            from training.evaluate import quality_evaluator
 
-            self.quality = Evaluator(images, labels, run.evaluator_cache, log=print)
+            self.quality = quality_evaluator(dataset, run.evaluator_cache, log=print)  # None: cannot score
         self.final_quality = {}
         if run.dry_run:
             images = images[:DRY_RUN_IMAGES]
             run.sample_every = run.checkpoint_every = 1
         self.data = mnist.to_training_tensor(images, self.device)
+        self.labels = None  # (N,) int64 on the device, for a conditional model
+        if self.classes:
+            self.labels = torch.from_numpy(labels[:len(images)].astype("int64")).to(self.device)
         self.epochs = min(run.epochs, DRY_RUN_EPOCHS) if run.dry_run else run.epochs
         self.global_batch = config.data.batch_size * world.size
         self.steps_per_epoch = len(self.data) // self.global_batch
@@ -111,6 +120,7 @@ class Trainer:
         self.noise = torch.Generator(device=self.device)
         fixed = torch.Generator().manual_seed(run.seed)
         self.fixed_latent = sample_latent(GRID_SIZE, config.model, fixed, torch.device("cpu")).to(self.device)
+        self.fixed_labels = grid_labels(GRID_SIZE, self.classes).to(self.device) if self.classes else None
 
         self.epoch, self.step_in_epoch, self.step, self.elapsed = 0, 0, 0, 0.0
         self.stop_requested = False
@@ -125,6 +135,21 @@ class Trainer:
         if run_dir is not None and world.is_main:
             self._check_free_space()
 
+    def _class_count(self, dataset: datasets.Dataset) -> int:
+        """0 for an unconditional model; else the number of classes, from the data, which must have
+        labels and no more classes than the config's `classes` where that is set. The config records it."""
+        model = self.config.model
+        if not model.conditional:
+            return 0
+        if dataset.labels is None:
+            raise ConfigError(f"conditional training needs labeled data; '{self.config.data.data}' has no labels "
+                              "(put the images in one subfolder per class, or give .npz labels)")
+        found = max(len(dataset.class_names or []), int(dataset.labels.max()) + 1)
+        if model.classes and found > model.classes:
+            raise ConfigError(f"classes {model.classes}: the data has {found} classes (labels up to {found - 1})")
+        model.classes = model.classes or found
+        return model.classes
+
     # -----------------------------------------------------------------------------------------
     # state
 
@@ -137,10 +162,12 @@ class Trainer:
             "optimizer_d": self.optimizer_d.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "step": self.step,
-            "elapsed": self.elapsed, "world_size": self.world.size,
+            "elapsed": self.elapsed, "world_size": self.world.size, "data_source": self.data_source,
         }
         if self.generator_ema is not None:
             state["generator_ema"] = self.generator_ema.state_dict()
+        if self.classes:
+            state["class_names"] = list(self.class_names)
         if torch.cuda.is_available():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
@@ -208,18 +235,21 @@ class Trainer:
         # Warm-up: early on the average would mostly remember the random initial weights.
         return min(self.config.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
 
-    def train_step(self, real: torch.Tensor) -> torch.Tensor:
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """One D update then one G update on the same latents; returns detached
-        [loss_d, loss_g, mean D(x), mean D(G(z))] on the device (no host sync). The config's
-        train_step picks how: "fast" (training/fast_step.py) or "reference" (reference_step)."""
-        return self._step(real)
+        [loss_d, loss_g, mean D(x), mean D(G(z))] on the device (no host sync). labels: the real
+        images' classes (B,), for a conditional model. The config's train_step picks how: "fast"
+        (training/fast_step.py) or "reference" (reference_step)."""
+        return self._step(real, labels)
 
-    def reference_step(self, real: torch.Tensor) -> torch.Tensor:
+    def reference_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """train_step through autograd: the reference every faster step is tested against."""
         cfg = self.config
         self.seed_step_noise()
         z = sample_latent(real.shape[0], cfg.model, self.noise, self.device)  # (B, latent_dim)
-        fake, _ = self.generator_train(z)  # (B, 784)
+        # conditional: G is asked for uniformly drawn classes, and D judges each image with its label
+        fake_labels = sample_labels(real.shape[0], self.classes, self.noise, self.device) if self.classes else None
+        fake, _ = self.generator_train(z, fake_labels)  # (B, 784)
 
         # Update D: maximize log D(x) + log(1 - D(G(z))), real targets smoothed to 1 - label_smoothing.
         # One discriminator (shared weights) scores both batches, each image randomly shifted
@@ -228,8 +258,9 @@ class Trainer:
         real = translate(real, opt.augment_shift, self.noise)
         if opt.r1_gamma:
             real = real.detach().requires_grad_(True)
-        real_prob, real_logits = self.discriminator_train(real)
-        fake_prob, fake_logits = self.discriminator_train(translate(fake.detach(), opt.augment_shift, self.noise))
+        real_prob, real_logits = self.discriminator_train(real, labels)
+        fake_prob, fake_logits = self.discriminator_train(translate(fake.detach(), opt.augment_shift, self.noise),
+                                                          fake_labels)
         loss_d = discriminator_loss(real_logits, fake_logits, opt.label_smoothing)
         if opt.r1_gamma:
             loss_d = loss_d + 0.5 * opt.r1_gamma * r1_penalty(real, real_logits)
@@ -240,7 +271,7 @@ class Trainer:
         # Update G: maximize log D(G(z)) (non-saturating). D is frozen and called without its DDP
         # wrapper: its weight gradients would be thrown away, so neither compute nor sync them.
         self.discriminator.requires_grad_(False)
-        _, fake_logits_g = self.discriminator(translate(fake, opt.augment_shift, self.noise))
+        _, fake_logits_g = self.discriminator(translate(fake, opt.augment_shift, self.noise), fake_labels)
         loss_g = generator_loss(fake_logits_g)
         self.optimizer_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -279,7 +310,8 @@ class Trainer:
                         self.save_checkpoint()
                         return False
                     first = (self.step_in_epoch * world.size + world.rank) * batch
-                    running += self.train_step(self.data[order[first:first + batch]])
+                    rows = order[first:first + batch]
+                    running += self.train_step(self.data[rows], None if self.labels is None else self.labels[rows])
                     count += 1
                     self.step += 1
                     self.step_in_epoch += 1
@@ -371,20 +403,28 @@ class Trainer:
         """Quality of the sampling generator on `samples` fixed-seed latents, into quality.jsonl."""
         latent = sample_latent(samples, self.config.model, torch.Generator().manual_seed(EVAL_SEED),
                                torch.device("cpu")).to(self.device)
-        images, _ = self.sampling_generator(latent)
-        metrics = self.quality.metrics(images)
+        if self.classes:  # every class equally often; the evaluator checks each image shows its class
+            labels = balanced_labels(samples, self.classes)
+            images, _ = self.sampling_generator(latent, labels.to(self.device))
+            metrics = self.quality.metrics(images, labels=labels)
+        else:
+            images, _ = self.sampling_generator(latent)
+            metrics = self.quality.metrics(images)
         log = MetricsLog(self.run_dir / "quality.jsonl")
         log.write({"epoch": self.epoch, "step": self.step, **metrics})
         log.close()
         if last:
             self.final_quality = {**metrics, "classifier_accuracy": self.quality.classifier.held_out_accuracy,
-                                  "reference_real": self.quality.metrics(self.quality.classifier.held_out_images)}
+                                  "reference_real": self.quality.metrics(
+                                      self.quality.classifier.held_out_images,
+                                      labels=self.quality.classifier.held_out_labels if self.classes else None)}
         plot_quality(self.run_dir / "quality.jsonl", self.run_dir / "quality.png")
         from tqdm import tqdm
 
         tqdm.write(f"epoch {self.epoch}: Frechet distance {metrics['frechet_distance']:.1f}, classifier score "
-                   f"{metrics['classifier_score']:.2f}, rarest class {metrics['rarest_class_fraction']:.1%} "
-                   f"({samples} samples)")
+                   f"{metrics['classifier_score']:.2f}, rarest class {metrics['rarest_class_fraction']:.1%}"
+                   + (f", label agreement {metrics['label_agreement']:.1%}" if "label_agreement" in metrics else "")
+                   + f" ({samples} samples)")
 
     @property
     def sampling_generator(self):
@@ -395,5 +435,5 @@ class Trainer:
     def save_samples(self, path: Path) -> None:
         from ganpack.grid import save_grid
 
-        images, _ = self.sampling_generator(self.fixed_latent)  # (100, 784) in [-1, 1]
+        images, _ = self.sampling_generator(self.fixed_latent, self.fixed_labels)  # (100, 784) in [-1, 1]
         save_grid(images.float().cpu().numpy(), path, columns=10)

@@ -11,7 +11,9 @@
  * output bounds); 8 threads sharing one stack; threaded stacks (gp_stack_create_threads): bit for
  * bit equal to single-threaded for every batch and split, shared by 8 callers, freed while their
  * workers sleep; typed uint8 input and output, the latent stream and one-call samples against
- * the float path, bit for bit; the new entry points' status codes. Last line: "N passed, M failed".
+ * the float path, bit for bit; the new entry points' status codes; class-conditional stacks (a
+ * label's row of the class-bias table as layer 0's bias) against the same network run on one-hot
+ * columns, and their status codes. Last line: "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack_kernel.h"
@@ -945,6 +947,314 @@ static void test_threaded(test_counts *counts, rng *g) {
     }
 }
 
+/* ---------------------------------------------------------------- class-conditional stacks */
+
+/* One conditional network, [x, onehot(y)] -> layers, in the two forms the kernel can run it:
+   `concat` (widths X + C, ...) reads the one-hot columns like any input; the conditional form
+   (widths X, ...) has layer 0 set with W_x and the class-bias table W_y^T + b0. */
+typedef struct {
+    int n_layers, x_width, n_classes;
+    int widths[3];        /* the conditional stack's: X, hidden..., out */
+    int concat_widths[3]; /* X + C, hidden..., out */
+    act_config acts[2];
+    float *weights[2], *biases[2]; /* layer 0's weight is (widths[1], X + C), as exported */
+    float *weight_x;               /* (widths[1], X): W_x, the first X columns */
+    float *class_bias;             /* (C, widths[1]): W_y^T + b0 */
+} conditional_net;
+
+static conditional_net make_conditional(rng *g, int x_width, int n_classes, int hidden, int out,
+                                        int last_activation) {
+    conditional_net net = {0};
+    net.n_layers = hidden ? 2 : 1;
+    net.x_width = x_width;
+    net.n_classes = n_classes;
+    net.widths[0] = x_width;
+    net.concat_widths[0] = x_width + n_classes;
+    net.widths[1] = net.concat_widths[1] = hidden ? hidden : out;
+    net.widths[2] = net.concat_widths[2] = out;
+    for (int l = 0; l < net.n_layers; l++) {
+        const int K = net.concat_widths[l], N = net.concat_widths[l + 1];
+        const float limit = 1.5f / sqrtf((float)K);
+        net.weights[l] = random_floats(g, (size_t)N * (size_t)K, -limit, limit);
+        net.biases[l] = random_floats(g, (size_t)N, -limit, limit);
+        const int last = l == net.n_layers - 1;
+        net.acts[l] = last ? (act_config){last_activation, 0.0f, "last"} : ACTS[3];
+    }
+    const size_t N0 = (size_t)net.widths[1], K0 = (size_t)net.concat_widths[0];
+    net.weight_x = malloc(N0 * (size_t)x_width * sizeof(float));
+    net.class_bias = malloc((size_t)n_classes * N0 * sizeof(float));
+    if (net.weight_x == NULL || net.class_bias == NULL) exit(1);
+    for (size_t j = 0; j < N0; j++) {
+        for (size_t k = 0; k < (size_t)x_width; k++) {
+            net.weight_x[j * (size_t)x_width + k] = net.weights[0][j * K0 + k];
+        }
+        for (size_t c = 0; c < (size_t)n_classes; c++) {
+            net.class_bias[c * N0 + j] = net.weights[0][j * K0 + (size_t)x_width + c] + net.biases[0][j];
+        }
+    }
+    return net;
+}
+
+static void free_conditional(conditional_net *net) {
+    for (int l = 0; l < net->n_layers; l++) {
+        free(net->weights[l]);
+        free(net->biases[l]);
+    }
+    free(net->weight_x);
+    free(net->class_bias);
+}
+
+/* The conditional form on `isa` with n_threads; NULL if this CPU lacks the ISA. */
+static gp_stack *conditional_stack(test_counts *counts, const conditional_net *net, int isa,
+                                   int n_threads) {
+    gp_stack *stack = NULL;
+    const gp_status status = gp_stack_create_threads(net->n_layers, net->widths, isa, n_threads, &stack);
+    if (status == GP_ERR_UNSUPPORTED_ISA) return NULL;
+    int wrong = status != GP_OK;
+    if (stack == NULL) {
+        check(counts, 0, "create a conditional stack");
+        return NULL;
+    }
+    /* the table first: it does not depend on layer 0 being set */
+    wrong += gp_stack_set_class_bias(stack, net->n_classes, net->class_bias) != GP_OK;
+    for (int l = 0; l < net->n_layers; l++) {
+        wrong += gp_stack_set_layer(stack, l, l == 0 ? net->weight_x : net->weights[l], net->biases[l],
+                                    net->acts[l].activation, net->acts[l].alpha) != GP_OK;
+    }
+    wrong += gp_stack_classes(stack) != net->n_classes;
+    check(counts, wrong == 0, "build a conditional stack");
+    return stack;
+}
+
+/* Labelled runs against the double reference on [x, onehot(y)] and against a plain stack run
+   on those concatenated rows (within the kernel's tolerance: the sum starts from W_y[:, y] + b0
+   instead of adding it last), on every ISA and 1 to 3 threads (bit for bit equal), float and
+   uint8 in and out (bit for bit the float path), a row alone equal to its row in a batch, and
+   gp_stack_sample_labels equal to gp_latents + gp_stack_run_labels bit for bit. */
+static void test_conditional(test_counts *counts, rng *g) {
+    static const int SHAPES[5][5] = { /* x width, classes, hidden (0: one layer), out, activation */
+        {100, 10, 128, 784, GP_ACT_TANH}, {784, 10, 128, 1, GP_ACT_SIGMOID},
+        {13, 3, 20, 17, GP_ACT_TANH}, {5, 4, 0, 9, GP_ACT_IDENTITY}, {7, 1, 9, 33, GP_ACT_TANH}};
+    static const int BATCHES[] = {0, 1, 3, 8, 9, 17, 70};
+    const int n_batches = (int)(sizeof BATCHES / sizeof BATCHES[0]), max_batch = 70;
+    const uint64_t seed = 0xFEEDFACE12345678ull;
+    for (int shape = 0; shape < 5; shape++) {
+        const int *s = SHAPES[shape];
+        conditional_net net = make_conditional(g, s[0], s[1], s[2], s[3], s[4]);
+        const int X = net.x_width, C = net.n_classes, K0 = X + C, O = net.widths[net.n_layers];
+        const size_t n_out = (size_t)max_batch * (size_t)O;
+        float *x = random_floats(g, (size_t)max_batch * (size_t)X, -1.0f, 1.0f);
+        float *converted = malloc((size_t)max_batch * (size_t)X * sizeof(float));
+        float *concat = malloc((size_t)max_batch * (size_t)K0 * sizeof(float));
+        float *z = malloc((size_t)max_batch * (size_t)X * sizeof(float));
+        unsigned char *pixels = malloc((size_t)max_batch * (size_t)X);
+        int32_t labels[70], bad_labels[70];
+        float *plain_out = malloc(n_out * sizeof(float)), *single = malloc(n_out * sizeof(float));
+        float *got = malloc((n_out + 16) * sizeof(float)), *want = malloc(n_out * sizeof(float));
+        unsigned char *got_u8 = malloc(n_out + 16);
+        double *xd = calloc((size_t)max_batch * 1024, sizeof(double));
+        double *yd = calloc((size_t)max_batch * 1024, sizeof(double));
+        double *scale = calloc((size_t)max_batch * 1024, sizeof(double));
+        if (converted == NULL || concat == NULL || z == NULL || pixels == NULL || plain_out == NULL ||
+            single == NULL || got == NULL || want == NULL || got_u8 == NULL || xd == NULL || yd == NULL ||
+            scale == NULL) {
+            exit(1);
+        }
+        for (int r = 0; r < max_batch; r++) {
+            labels[r] = r == 0 ? C - 1 : (r == 1 ? 0 : (int32_t)(rng_next(g) % (uint64_t)C));
+            for (int k = 0; k < X; k++) {
+                const size_t at = (size_t)r * (size_t)X + (size_t)k;
+                pixels[at] = (unsigned char)(rng_next(g) & 255u);
+                converted[at] = (float)pixels[at] / 127.5f - 1.0f;
+                concat[(size_t)r * (size_t)K0 + (size_t)k] = x[at];
+            }
+            for (int c = 0; c < C; c++) concat[(size_t)r * (size_t)K0 + (size_t)(X + c)] = c == labels[r] ? 1.0f : 0.0f;
+        }
+        /* the reference: the exported network in double on the concatenated rows */
+        for (size_t i = 0; i < (size_t)max_batch * (size_t)K0; i++) xd[i] = concat[i];
+        for (int l = 0; l < net.n_layers; l++) {
+            ref_layer(xd, max_batch, net.concat_widths[l], net.concat_widths[l + 1], net.weights[l],
+                      net.biases[l], net.acts[l], yd, scale);
+            double *swap = xd;
+            xd = yd;
+            yd = swap;
+        }
+        for (int isa = 0; isa < N_ISAS; isa++) {
+            gp_stack *plain = make_stack(counts, net.n_layers, net.concat_widths, isa, net.weights,
+                                         net.biases, net.acts);
+            if (plain == NULL) continue;
+            check(counts, gp_stack_run(plain, concat, max_batch, plain_out) == GP_OK, "plain run on one-hots");
+            double worst = worst_ratio(plain_out, xd, scale, n_out), worst_plain = 0.0;
+            int mismatches = 0, canaries = 1, untouched = 1;
+            for (int n_threads = 1; n_threads <= (quick ? 2 : 3); n_threads++) {
+                gp_stack *stack = conditional_stack(counts, &net, isa, n_threads);
+                if (stack == NULL) continue;
+                for (int b = 0; b < n_batches; b++) {
+                    if (quick && b % 2) continue; /* batches 0, 3, 9 and 70 */
+                    const int batch = BATCHES[b];
+                    const size_t n = (size_t)batch * (size_t)O;
+                    for (size_t i = 0; i < n + 16; i++) got[i] = -12345.0f;
+                    mismatches += gp_stack_run_labels(stack, x, GP_F32, labels, batch, got, GP_F32) != GP_OK;
+                    for (size_t i = n; i < n + 16; i++) canaries &= got[i] == -12345.0f;
+                    const double ratio = worst_ratio(got, xd, scale, n);
+                    if (ratio > worst) worst = ratio;
+                    double *plain_d = yd; /* the plain stack's floats, as doubles */
+                    for (size_t i = 0; i < n; i++) plain_d[i] = plain_out[i];
+                    const double against_plain = worst_ratio(got, plain_d, scale, n);
+                    if (against_plain > worst_plain) worst_plain = against_plain;
+                    if (n_threads == 1 && batch == max_batch) memcpy(single, got, n * sizeof(float));
+                    if (n_threads > 1 && batch == max_batch) mismatches += memcmp(got, single, n * sizeof(float)) != 0;
+                    /* uint8 out: the mapping of the float out */
+                    memset(got_u8, 0xA5, n + 16);
+                    mismatches += gp_stack_run_labels(stack, x, GP_F32_IMAGE, labels, batch, got_u8, GP_U8) != GP_OK;
+                    for (size_t i = 0; i < n; i++) mismatches += got_u8[i] != ref_u8(got[i]);
+                    for (size_t i = n; i < n + 16; i++) canaries &= got_u8[i] == 0xA5;
+                    /* uint8 in: the float run on u / 127.5f - 1 */
+                    mismatches += gp_stack_run_labels(stack, converted, GP_F32, labels, batch, want, GP_F32) != GP_OK;
+                    mismatches += gp_stack_run_labels(stack, pixels, GP_U8, labels, batch, got, GP_F32) != GP_OK;
+                    mismatches += memcmp(got, want, n * sizeof(float)) != 0;
+                    /* the in-C latents: gp_latents then the labelled run, bit for bit */
+                    const int64_t first = 1000003LL * b;
+                    mismatches += gp_latents(seed, first, batch, X, GP_LATENT_NORMAL, 1.0f, 0.0f, z) != GP_OK;
+                    mismatches += gp_stack_run_labels(stack, z, GP_F32, labels, batch, want, GP_F32) != GP_OK;
+                    for (size_t i = 0; i < n + 16; i++) got[i] = -12345.0f;
+                    mismatches += gp_stack_sample_labels(stack, seed, first, batch, GP_LATENT_NORMAL, 1.0f, 0.0f,
+                                                         labels, got, GP_F32) != GP_OK;
+                    mismatches += memcmp(got, want, n * sizeof(float)) != 0;
+                    for (size_t i = n; i < n + 16; i++) canaries &= got[i] == -12345.0f;
+                    memset(got_u8, 0xA5, n + 16);
+                    mismatches += gp_stack_sample_labels(stack, seed, first, batch, GP_LATENT_NORMAL, 1.0f, 0.0f,
+                                                         labels, got_u8, GP_U8) != GP_OK;
+                    for (size_t i = 0; i < n; i++) mismatches += got_u8[i] != ref_u8(want[i]);
+                    for (size_t i = n; i < n + 16; i++) canaries &= got_u8[i] == 0xA5;
+                    /* one label out of range, the last: refused before anything is written */
+                    if (batch == 0) continue;
+                    memcpy(bad_labels, labels, sizeof labels);
+                    static const int32_t OUT_OF_RANGE[3] = {-1, INT32_MIN, 0}; /* 0: set to C below */
+                    for (int o = 0; o < 3; o++) {
+                        bad_labels[batch - 1] = o == 2 ? C : OUT_OF_RANGE[o];
+                        for (size_t i = 0; i < n; i++) got[i] = -12345.0f;
+                        mismatches += gp_stack_run_labels(stack, x, GP_F32, bad_labels, batch, got, GP_F32) !=
+                                      GP_ERR_INPUT;
+                        mismatches += gp_stack_sample_labels(stack, seed, 0, batch, GP_LATENT_NORMAL, 1.0f, 0.0f,
+                                                             bad_labels, got, GP_F32) != GP_ERR_INPUT;
+                        for (size_t i = 0; i < n; i++) untouched &= got[i] == -12345.0f;
+                    }
+                }
+                /* a row alone is its row of the batch, bit for bit */
+                if (n_threads == 1) {
+                    for (int r = 0; r < 17; r += 4) {
+                        mismatches += gp_stack_run_labels(stack, x + (size_t)r * (size_t)X, GP_F32, labels + r, 1,
+                                                          got, GP_F32) != GP_OK;
+                        mismatches += memcmp(got, single + (size_t)r * (size_t)O, (size_t)O * sizeof(float)) != 0;
+                    }
+                }
+                gp_stack_free(stack);
+            }
+            char what[200];
+            snprintf(what, sizeof what,
+                     "[%s] conditional %d+%d-..-%d: error/tolerance %.3g (the one-hot stack %.3g apart), "
+                     "%d mismatches, canary %d, refused labels wrote nothing %d",
+                     gp_isa_name(isa), X, C, O, worst, worst_plain, mismatches, canaries, untouched);
+            printf("%s\n", what);
+            check(counts, worst <= 1.0 && worst_plain <= 1.0 && mismatches == 0 && canaries && untouched, what);
+            gp_stack_free(plain);
+        }
+        free_conditional(&net);
+        free(x);
+        free(converted);
+        free(concat);
+        free(z);
+        free(pixels);
+        free(plain_out);
+        free(single);
+        free(got);
+        free(want);
+        free(got_u8);
+        free(xd);
+        free(yd);
+        free(scale);
+    }
+}
+
+/* The status of every bad argument of the class-bias entry points; the table is kept when layer
+   0 is replaced, replaced when set again, and used only by labelled runs. */
+static void test_conditional_api(test_counts *counts, rng *g) {
+    conditional_net net = make_conditional(g, 4, 2, 3, 2, GP_ACT_TANH);
+    gp_stack *stack = NULL, *no_table = NULL, *incomplete = NULL;
+    gp_stack_create(2, net.widths, GP_ISA_AUTO, &stack);
+    float x[8] = {0.5f, -0.25f, 1.0f, 0.0f, -1.0f, 0.75f, 0.1f, 0.2f}, y[4] = {0}, again[4] = {0};
+    const int32_t labels[2] = {1, 0};
+    check(counts, gp_stack_set_class_bias(NULL, 2, net.class_bias) == GP_ERR_NULL, "class bias NULL stack");
+    check(counts, gp_stack_set_class_bias(stack, 2, NULL) == GP_ERR_NULL, "class bias NULL table");
+    check(counts, gp_stack_set_class_bias(stack, 0, net.class_bias) == GP_ERR_SHAPE, "0 classes");
+    check(counts, gp_stack_set_class_bias(stack, -1, net.class_bias) == GP_ERR_SHAPE, "-1 classes");
+    check(counts, gp_stack_set_class_bias(stack, 65537, net.class_bias) == GP_ERR_SHAPE, "65537 classes");
+    check(counts, gp_stack_classes(NULL) == -1 && gp_stack_classes(stack) == 0, "gp_stack_classes before");
+    check(counts, gp_stack_set_class_bias(stack, 2, net.class_bias) == GP_OK && gp_stack_classes(stack) == 2,
+          "set class bias");
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, labels, 2, y, GP_F32) == GP_ERR_INCOMPLETE,
+          "labelled run before the layers");
+    gp_stack_set_layer(stack, 0, net.weight_x, net.biases[0], GP_ACT_LEAKY_RELU, 0.2f);
+    gp_stack_set_layer(stack, 1, net.weights[1], net.biases[1], GP_ACT_TANH, 0.0f);
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, labels, 2, y, GP_F32) == GP_OK, "labelled run");
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, NULL, 2, y, GP_F32) == GP_ERR_NULL, "labels NULL");
+    check(counts, gp_stack_run_labels(stack, NULL, GP_F32, labels, 2, y, GP_F32) == GP_ERR_NULL, "input NULL");
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, labels, 2, NULL, GP_F32) == GP_ERR_NULL, "output NULL");
+    check(counts, gp_stack_run_labels(stack, NULL, GP_F32, NULL, 0, NULL, GP_U8) == GP_OK, "labelled batch 0");
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, labels, -1, y, GP_F32) == GP_ERR_SHAPE, "labelled batch -1");
+    check(counts, gp_stack_run_labels(stack, x, 7, labels, 2, y, GP_F32) == GP_ERR_ARGUMENT, "labelled input dtype");
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, labels, 2, y, 2) == GP_ERR_ARGUMENT, "labelled output dtype");
+    check(counts, gp_stack_run_labels(NULL, x, GP_F32, labels, 2, y, GP_F32) == GP_ERR_NULL, "labelled NULL stack");
+    check(counts, gp_stack_sample_labels(stack, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, NULL, y, GP_F32) ==
+                      GP_ERR_NULL, "sample labels NULL");
+    check(counts, gp_stack_sample_labels(stack, 1, -1, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, labels, y, GP_F32) ==
+                      GP_ERR_SHAPE, "sample labels first_row -1");
+    check(counts, gp_stack_sample_labels(stack, 1, 0, 2, 2, 1.0f, 0.0f, labels, y, GP_F32) == GP_ERR_ARGUMENT,
+          "sample labels distribution");
+    check(counts, gp_stack_sample_labels(stack, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, labels, NULL, GP_F32) ==
+                      GP_ERR_NULL, "sample labels NULL output");
+    check(counts, gp_stack_sample_labels(stack, 1, 0, 0, GP_LATENT_NORMAL, 1.0f, 0.0f, NULL, NULL, GP_U8) == GP_OK,
+          "sample labels batch 0");
+    check(counts, gp_stack_sample_labels(NULL, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, labels, y, GP_F32) ==
+                      GP_ERR_NULL, "sample labels NULL stack");
+    /* no table: labelled runs are incomplete, unlabelled ones fine */
+    gp_stack_create(2, net.widths, GP_ISA_AUTO, &no_table);
+    gp_stack_set_layer(no_table, 0, net.weight_x, net.biases[0], GP_ACT_LEAKY_RELU, 0.2f);
+    gp_stack_set_layer(no_table, 1, net.weights[1], net.biases[1], GP_ACT_TANH, 0.0f);
+    check(counts, gp_stack_run_labels(no_table, x, GP_F32, labels, 2, y, GP_F32) == GP_ERR_INCOMPLETE,
+          "labelled run without a table");
+    check(counts, gp_stack_run_labels(no_table, NULL, GP_F32, NULL, 0, NULL, GP_F32) == GP_ERR_INCOMPLETE,
+          "labelled batch 0 without a table");
+    check(counts, gp_stack_sample_labels(no_table, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, labels, y, GP_F32) ==
+                      GP_ERR_INCOMPLETE, "labelled sample without a table");
+    /* an unlabelled run of a stack with a table uses layer 0's own bias */
+    check(counts, gp_stack_run(no_table, x, 2, y) == GP_OK && gp_stack_run(stack, x, 2, again) == GP_OK &&
+                      memcmp(y, again, sizeof y) == 0, "unlabelled runs ignore the table");
+    /* replacing layer 0 keeps the table; setting the table again replaces it */
+    gp_stack_run_labels(stack, x, GP_F32, labels, 2, y, GP_F32);
+    gp_stack_set_layer(stack, 0, net.weight_x, net.biases[0], GP_ACT_LEAKY_RELU, 0.2f);
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, labels, 2, again, GP_F32) == GP_OK &&
+                      memcmp(y, again, sizeof y) == 0, "the table outlives a replaced layer 0");
+    const int32_t swapped[2] = {0, 1};
+    float table_swapped[6];
+    memcpy(table_swapped, net.class_bias + 3, 3 * sizeof(float));
+    memcpy(table_swapped + 3, net.class_bias, 3 * sizeof(float));
+    check(counts, gp_stack_set_class_bias(stack, 2, table_swapped) == GP_OK, "replace the table");
+    check(counts, gp_stack_run_labels(stack, x, GP_F32, swapped, 2, again, GP_F32) == GP_OK &&
+                      memcmp(y, again, sizeof y) == 0, "the replaced table takes effect");
+    gp_stack_create(2, net.widths, GP_ISA_AUTO, &incomplete);
+    gp_stack_set_class_bias(incomplete, 2, net.class_bias);
+    check(counts, gp_stack_sample_labels(incomplete, 1, 0, 2, GP_LATENT_NORMAL, 1.0f, 0.0f, labels, y, GP_F32) ==
+                      GP_ERR_INCOMPLETE, "labelled sample before the layers");
+    check(counts, strcmp(gp_status_message(GP_ERR_INPUT), gp_status_message(GP_ERR_INCOMPLETE)) != 0,
+          "distinct messages");
+    gp_stack_free(stack);
+    gp_stack_free(no_table);
+    gp_stack_free(incomplete);
+    free_conditional(&net);
+}
+
 int main(void) {
     test_counts counts = {0, 0};
     rng g = {20240611u};
@@ -965,6 +1275,8 @@ int main(void) {
     test_sample(&counts, &g);
     test_checked_input(&counts, &g);
     test_new_api_errors(&counts, &g);
+    test_conditional(&counts, &g);
+    test_conditional_api(&counts, &g);
     printf("%d passed, %d failed\n", counts.passed, counts.failed);
     return counts.failed == 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 """The `ganpack` command: sample, score, info, interpolate.
 
     ganpack sample -n 64 -o digits.png          # a PNG grid (or .npy: uint8 (n, 28, 28))
+    ganpack sample --digit 7 -o sevens.png      # the class-conditional model inside ganpack (or --model)
     ganpack score digits.npy                    # discriminator probability per image
     ganpack info                                # manifest, quality, backends, CPU features in use
     ganpack interpolate -o walk.png --seeds 1 2 --steps 10
@@ -28,8 +29,10 @@ from ganpack.errors import ArgumentParser, InputError, run_command
 from ganpack.latents import MAX_SEED
 from ganpack.model import STREAM_ROWS, Model, load
 from ganpack.npy import check_space, write_npy
+from ganpack.package import built_in_models, is_built_in_name
 
 MAX_GRID_IMAGES = 10_000  # a PNG grid of more is not for looking at; .npy takes any n, streamed
+CONDITIONAL_MODEL = "conditional"  # the built-in model --digit uses when no --model is given
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,6 +53,7 @@ def _integer(low: int, high: int, expected: str) -> Callable[[str], int]:
 COUNT = _integer(1, sys.maxsize, "a positive integer")
 SEED = _integer(0, MAX_SEED, "an integer from 0 to 2**64 - 1")
 STEPS = _integer(2, MAX_GRID_IMAGES, f"an integer from 2 to {MAX_GRID_IMAGES:,}")
+DIGIT = _integer(-sys.maxsize, sys.maxsize, "an integer class index")  # its range is the model's, checked once loaded
 
 
 def _output_path(out: str) -> Path:
@@ -69,9 +73,40 @@ def _output_path(out: str) -> Path:
 
 
 def _model(args: argparse.Namespace) -> Model:
+    """The --model package (a path, or the name of a model inside ganpack), else the built-in one:
+    the class-conditional model when --digit is given, the default otherwise. A conditional model
+    needs --digit, an unconditional one refuses it (checked by _digit once the model is loaded)."""
     if args.model is not None and not Path(args.model).exists():
-        raise InputError(f"--model '{args.model}' does not exist")
+        if not (is_built_in_name(args.model) and args.model in built_in_models()):
+            raise InputError(f"--model '{args.model}' does not exist (nor is it a model inside ganpack: "
+                             f"{', '.join(built_in_models())})")
+    if args.model is None and getattr(args, "digit", None) is not None:
+        if CONDITIONAL_MODEL not in built_in_models():
+            raise InputError(f"--digit {args.digit} needs a class-conditional model, and this ganpack has none "
+                             "inside it; give one with --model")
+        return load(CONDITIONAL_MODEL, backend=args.backend)
     return load(args.model, backend=args.backend)
+
+
+def _digit(args: argparse.Namespace, model: Model) -> int | None:
+    """--digit, checked against the model's classes (None for an unconditional model)."""
+    digit: int | None = getattr(args, "digit", None)
+    if model.classes is None:
+        if digit is not None:
+            raise InputError(f"--digit {digit}: the model '{model.path}' is unconditional (it has no classes)")
+        return None
+    count = len(model.classes)
+    if digit is None:
+        raise InputError(f"the model '{model.path}' is class-conditional ({count} classes): give --digit, "
+                         f"0 to {count - 1}")
+    if not 0 <= digit < count:
+        raise InputError(f"--digit {digit} is out of range: the model '{model.path}' has {count} classes, "
+                         f"0 to {count - 1}")
+    return digit
+
+
+def _labels(digit: int | None, n: int) -> np.ndarray | None:
+    return None if digit is None else np.full(n, digit, np.int32)
 
 
 def _done(what: str, model: Model) -> None:
@@ -88,11 +123,12 @@ def sample(args: argparse.Namespace) -> int:
             raise InputError(f"-n {args.n}: a PNG grid holds at most {MAX_GRID_IMAGES:,} digits; "
                              "write a .npy array for more (-o digits.npy)")
         model = _model(args)
-        _write_png(model.sample(args.n, seed=args.seed), path)
+        _write_png(model.sample(args.n, seed=args.seed, label=_digit(args, model)), path)
     else:
         check_space(path, (args.n, *IMAGE_SHAPE), f"-n {args.n}")
         model = _model(args)
-        write_npy(path, (args.n, *IMAGE_SHAPE), model.sample_chunks(args.n, seed=args.seed))
+        write_npy(path, (args.n, *IMAGE_SHAPE), model.sample_chunks(args.n, seed=args.seed,
+                                                                    label=_digit(args, model)))
     _done(f"wrote {args.n} images to {path}", model)
     return 0
 
@@ -100,9 +136,11 @@ def sample(args: argparse.Namespace) -> int:
 def interpolate(args: argparse.Namespace) -> int:
     path = _output_path(args.out)
     model = _model(args)
+    digit = _digit(args, model)
     start, end = (model.latents(1, seed=seed)[0] for seed in args.seeds)
     weights = np.linspace(0.0, 1.0, args.steps, dtype=np.float32)[:, None]
-    images = model.generate((1 - weights) * start + weights * end)  # a straight line in z, (steps, 28, 28)
+    # a straight line in z, (steps, 28, 28); a conditional model draws the one class all along it
+    images = model.generate((1 - weights) * start + weights * end, labels=_labels(digit, args.steps))
     if path.suffix.lower() == ".png":
         _write_png(images, path, columns=args.steps)
     else:
@@ -126,12 +164,14 @@ def _write_png(images: np.ndarray, path: Path, columns: int = 0) -> None:
 def score(args: argparse.Namespace) -> int:
     images = {name: _read_images(name) for name in args.images}  # every file checked before any work
     model = _model(args)
+    digit = _digit(args, model)  # a conditional model: the probability of a real digit of that class
     count = 0
     for name, array in images.items():
         for first in range(0, len(array), STREAM_ROWS):  # a memory-mapped .npy is read a chunk at a time
+            chunk = np.asarray(array[first:first + STREAM_ROWS])
             try:  # the error names a huge or non-finite value; numpy's overflow warnings would only repeat it
                 with np.errstate(over="ignore", invalid="ignore"):
-                    probabilities = model.score(np.asarray(array[first:first + STREAM_ROWS]))
+                    probabilities = model.score(chunk, labels=_labels(digit, len(chunk)))
             except InputError as error:
                 raise InputError(f"'{name}': {error}") from None
             for index, probability in enumerate(probabilities, start=first):
@@ -195,6 +235,8 @@ def info(args: argparse.Namespace) -> int:
         "generator": {"layers": manifest.generator.layer_widths, "alpha": manifest.generator.leaky_relu_alpha,
                       "weights": manifest.generator_weights},
         "discriminator": {"layers": manifest.discriminator.layer_widths},
+        "classes": ({"count": manifest.classes.count, "names": manifest.classes.names}
+                    if manifest.classes is not None else None),
         "trained": {key: manifest.provenance.get(key) for key in
                     ("steps", "epochs", "dataset", "seed", "exported_at", "ganpack_version")},
         "parity": {key: parity.get(key) for key in ("reference", "runtime", "inputs", "tolerance", "max_abs_diff")},
@@ -205,6 +247,13 @@ def info(args: argparse.Namespace) -> int:
     }
     print(json.dumps(facts, indent=2) if args.json else _describe(facts))
     return 0
+
+
+def _classes(classes: dict[str, Any]) -> str:
+    """A conditional package's classes on one line: the count, then the names (the first 20)."""
+    names = classes["names"]
+    shown = " ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+    return f"{classes['count']}, --digit 0 to {classes['count'] - 1}: {shown}"
 
 
 def _cpu_features() -> dict[str, str]:
@@ -236,6 +285,7 @@ def _describe(facts: dict[str, Any]) -> str:
         ("generator", (f"{' -> '.join(map(str, facts['generator']['layers']))}, leaky_relu alpha "
                        f"{facts['generator']['alpha']}, {facts['generator']['weights']} weights")),
         ("discriminator", " -> ".join(map(str, facts["discriminator"]["layers"]))),
+        *([("classes", _classes(facts["classes"]))] if facts["classes"] else []),
         ("trained", ", ".join(f"{k} {_number(v)}" for k, v in trained.items() if v is not None) or "unknown"),
         ("backends", ", ".join(backends)),
         ("cpu", ", ".join(f"{k} {v}" for k, v in facts["cpu_features"].items())),
@@ -269,8 +319,9 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--model", default=None, help="model package folder or .zip (default: the one inside "
-                                                      "ganpack)")
+        sub.add_argument("--model", default=None, help="model package folder or .zip, or the name of one inside "
+                                                      "ganpack (default: the default one; with --digit, the "
+                                                      "class-conditional one)")
         sub.add_argument("--backend", default="auto", choices=["auto", *PREFERENCE],
                          help="which backend runs the networks (default: auto, the fastest available)")
         sub.set_defaults(handler=handler)
@@ -282,14 +333,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--out", default="digits.png", help="output .png or .npy (default digits.png)")
     s.add_argument("--seed", type=SEED, default=None, help="seed for the latents, 0 to 2**64 - 1 "
                                                            "(default: fresh randomness)")
+    digit_help = "the class to draw, for a class-conditional model (0 to 9 for digits)"
+    s.add_argument("--digit", type=DIGIT, default=None, help=digit_help)
     c = command("score", score, "print the discriminator's probability that each image is real")
     c.add_argument("images", nargs="+", help=".npy arrays ((n, 28, 28) or (n, 784)) or 28x28 grayscale PNGs")
+    c.add_argument("--digit", type=DIGIT, default=None, help="for a class-conditional model: the class every image "
+                                                            "is scored as")
     i = command("info", info, "describe the model package (its quality figures too), the backends and the CPU")
     i.add_argument("--json", action="store_true", help="print JSON, for scripts")
     w = command("interpolate", interpolate, "a PNG strip walking in a straight line between two latents")
     w.add_argument("-o", "--out", default="interpolation.png", help="output .png or .npy")
     w.add_argument("--seeds", type=SEED, nargs=2, default=(1, 2), metavar=("A", "B"), help="the two ends' seeds")
     w.add_argument("--steps", type=STEPS, default=10, help=f"images along the line, 2 to {MAX_GRID_IMAGES:,}")
+    w.add_argument("--digit", type=DIGIT, default=None, help=digit_help)
     return top
 
 

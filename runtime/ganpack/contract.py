@@ -58,3 +58,20 @@ LATENT_PARAMETERS = {NORMAL: {"mean": 0.0, "std": 1.0}, UNIFORM: {"low": -1.0, "
 
 IDENTITY, LEAKY_RELU, RELU, TANH, SIGMOID = "identity", "leaky_relu", "relu", "tanh", "sigmoid"
 ACTIVATIONS = (IDENTITY, LEAKY_RELU, RELU, TANH, SIGMOID)
+
+
+# ---------------------------------------------------------------------------------------------
+# classes: a conditional package's networks also read a label, one-hot, after their usual input
+# (the manifest's `classes` field; format_version 3)
+
+CLASS_INPUT = "label"  # the second graph input of both networks, (batch, classes) float32
+ONE_HOT = "one_hot"  # classes.encoding: row i holds 1.0 in column labels[i], 0.0 elsewhere
+MAX_CLASSES = 1 << 16
+
+
+def one_hot(labels: npt.NDArray[np.integer], classes: int) -> npt.NDArray[np.float32]:
+    """(n,) class indices in [0, classes) -> (n, classes) float32, 1.0 at each row's label: the
+    label input of a conditional package's graphs."""
+    rows = np.zeros((len(labels), classes), np.float32)
+    rows[np.arange(len(labels)), labels] = 1.0
+    return rows

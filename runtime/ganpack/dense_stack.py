@@ -4,9 +4,14 @@ A dense stack is a chain of layers y = act(x W^T + b). The graph must be exactly
 from its single input: Gemm (or MatMul then Add), optionally followed by one activation
 (LeakyRelu, Relu, Tanh, Sigmoid). Any other operator, attribute or wiring is refused with an
 UnsupportedGraphError naming the first node that does not fit: never silently ignored.
+
+A class-conditional graph has two inputs, x and the one-hot labels (batch, classes), and starts
+with Concat(axis=1) of exactly [x, labels]; the chain then reads the concatenation, so layer 0's
+weight is (out, x width + classes) and its last `classes` columns are the labels' (W_y).
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +45,18 @@ class DenseStack:
     input_name: str
     # graph output name -> "activated" (the last layer's activation applied) or "logits" (before it)
     outputs: dict[str, str]
+    label_name: str | None = None  # a conditional graph's second input, one-hot (batch, classes)
+    classes: int = 0  # its width: the last `classes` columns of layers[0].weight; 0 when unconditional
 
     @property
     def widths(self) -> list[int]:
+        """Layer widths as the manifest's layer_widths gives them: widths[0] includes the one-hot columns."""
         return [self.layers[0].weight.shape[1]] + [layer.weight.shape[0] for layer in self.layers]
+
+    @property
+    def input_width(self) -> int:
+        """The width of the input `input_name` itself (widths[0] less the one-hot columns)."""
+        return self.widths[0] - self.classes
 
 
 def _attributes(node: "onnx.NodeProto") -> dict[str, Any]:
@@ -79,8 +92,9 @@ def from_onnx(model: "onnx.ModelProto") -> DenseStack:
     except (ValueError, TypeError, KeyError) as error:  # dims that do not match the data, unknown types
         raise UnsupportedGraphError(f"an initializer cannot be read: {error}") from None
     inputs = [i.name for i in graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise UnsupportedGraphError(f"a dense stack has one input, this graph has {len(inputs)}: {inputs}")
+    if len(inputs) not in (1, 2):
+        raise UnsupportedGraphError(f"a dense stack has one input (two with class labels), this graph has "
+                                    f"{len(inputs)}: {inputs}")
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in dict.fromkeys(node.input):  # a node reading a tensor twice consumes it once
@@ -103,9 +117,18 @@ def from_onnx(model: "onnx.ModelProto") -> DenseStack:
         return weight
 
     layers: list[Layer] = []
-    tensor, logits_tensor = inputs[0], None
-    node = only_consumer(tensor)
     visited: set[int] = set()  # id() of every node the chain walked through
+    label_name, classes = None, 0
+    if len(inputs) == 2:  # conditional: Concat(axis=1) of [x, labels] first
+        concat = _leading_concat(inputs, only_consumer)
+        visited.add(id(concat))
+        input_name, label_name = concat.input[0], concat.input[1]
+        classes = _label_width(graph, label_name)
+        tensor = concat.output[0]
+    else:
+        input_name = tensor = inputs[0]
+    logits_tensor = None
+    node = only_consumer(tensor)
     while node is not None:
         visited.add(id(node))
         if node.op_type == "Gemm":
@@ -135,6 +158,9 @@ def from_onnx(model: "onnx.ModelProto") -> DenseStack:
         if layers and weight.shape[1] != layers[-1].weight.shape[0]:
             raise UnsupportedGraphError(f"node '{node.name}': input width {weight.shape[1]} does not follow "
                                         f"the previous layer's {layers[-1].weight.shape[0]}")
+        if not layers and weight.shape[1] <= classes:
+            raise UnsupportedGraphError(f"node '{node.name}': input width {weight.shape[1]} leaves no columns "
+                                        f"for '{input_name}' beside the {classes} of '{label_name}'")
         logits_tensor = node.output[0]
         layer = Layer(np.ascontiguousarray(weight), np.ascontiguousarray(bias), IDENTITY)
         tensor, node = node.output[0], only_consumer(node.output[0])
@@ -160,7 +186,43 @@ def from_onnx(model: "onnx.ModelProto") -> DenseStack:
             outputs[output.name] = "logits"
         else:
             raise UnsupportedGraphError(f"graph output '{output.name}' is not the stack's output or its logits")
-    return DenseStack(layers, inputs[0], outputs)
+    return DenseStack(layers, input_name, outputs, label_name, classes)
+
+
+def _leading_concat(inputs: list[str], only_consumer: Callable[[str], "onnx.NodeProto | None"]) -> "onnx.NodeProto":
+    """The Concat(axis=1) of exactly the graph's two inputs that a conditional graph starts with; its
+    order, [x, labels], says which is which. Anything else is refused, naming the node."""
+    found = [only_consumer(name) for name in inputs]
+    for name, node in zip(inputs, found, strict=True):
+        if node is None or node.op_type != "Concat":
+            what = f"node '{node.name}' ({node.op_type})" if node is not None else "nothing"
+            raise UnsupportedGraphError(f"a graph with two inputs {inputs} must start with one Concat of both "
+                                        f"(axis 1); input '{name}' feeds {what}")
+    concat = found[0]
+    assert concat is not None and found[1] is not None  # for mypy: both checked above
+    if concat is not found[1]:
+        raise UnsupportedGraphError(f"inputs {inputs} feed two Concat nodes, '{concat.name}' and '{found[1].name}'; "
+                                    "a conditional graph starts with one Concat of both")
+    if _check_attributes(concat, {"axis": 1}).get("axis") != 1:
+        raise UnsupportedGraphError(f"node '{concat.name}' (Concat): axis must be given, and 1")
+    if len(concat.input) != 2 or len(set(concat.input)) != 2 or len(concat.output) != 1:
+        raise UnsupportedGraphError(f"node '{concat.name}' (Concat): expected the two graph inputs once each, "
+                                    f"got {list(concat.input)}")
+    return concat
+
+
+def _label_width(graph: "onnx.GraphProto", name: str) -> int:
+    """The labels' width, from the graph input's declared type: float32 (batch, classes)."""
+    from onnx import TensorProto
+
+    (value,) = [i for i in graph.input if i.name == name]
+    tensor = value.type.tensor_type
+    dims = tensor.shape.dim
+    if (tensor.elem_type != TensorProto.FLOAT or len(dims) != 2 or not dims[1].HasField("dim_value")
+            or dims[1].dim_value < 1):
+        raise UnsupportedGraphError(f"input '{name}' must be float32 of shape (batch, classes), the number of "
+                                    "classes fixed")
+    return int(dims[1].dim_value)
 
 
 def load_dense_stack(path: str | os.PathLike[str]) -> DenseStack:

@@ -1,10 +1,13 @@
 """The model package's manifest.json: its schema, defined once here (the reader) and used by export.
 
 A model package is a folder (ganpack.contract names its files):
-  manifest.json        this schema, format "ganpack-model", format_version 2 (1 is still read)
+  manifest.json        this schema, format "ganpack-model", format_version 2 (1 is still read;
+                       3: a class-conditional package, with the `classes` field)
   generator.onnx       z (batch, latent_dim) float32 -> image (batch, 784) float32 in [-1, 1]
   discriminator.onnx   image (batch, 784) float32 -> probability (batch, 1), logit (batch, 1)
   preview.png          a grid of samples
+A conditional package's graphs also read `label` (batch, classes), one-hot float32, concatenated
+after z or the image (ganpack.dense_stack reads that Concat).
 
 The dataclasses below are the manifest's field names; docs/package-format.md documents each for
 users. Reading checks types and values, so a runtime never acts on a malformed manifest.
@@ -18,13 +21,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ganpack.contract import ACTIVATIONS, IMAGE_VALUE_RANGE, LATENT_DISTRIBUTIONS, MANIFEST_FILE, NETWORK_FILES, NORMAL
+from ganpack.contract import (
+    ACTIVATIONS,
+    CLASS_INPUT,
+    IMAGE_VALUE_RANGE,
+    LATENT_DISTRIBUTIONS,
+    MANIFEST_FILE,
+    MAX_CLASSES,
+    NETWORK_FILES,
+    NORMAL,
+    ONE_HOT,
+)
 from ganpack.errors import PackageError
 from ganpack.latents import GENERATOR, LEGACY_GENERATOR
 
 FORMAT = "ganpack-model"
 FORMAT_VERSION = 2  # 2: latent.generator names the latent stream; 1 (no such field) means numpy-pcg64
-READABLE_VERSIONS = (1, 2)
+CONDITIONAL_FORMAT_VERSION = 3  # 3: 2 plus `classes`; unconditional packages stay 2, so older wheels read them
+READABLE_VERSIONS = (1, 2, 3)
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB; anything larger is not one of ours
 MAX_LATENT_PARAMETER = 1e6  # latents stay far inside float32 range
 MAX_OPSET = 1000
@@ -67,6 +81,16 @@ class Network:
 
 
 @dataclass
+class Classes:
+    """A class-conditional package's classes (format_version 3): both networks read the label
+    as a second input, one-hot, after z or the image."""
+    count: int  # labels are 0 .. count - 1
+    names: list[str]  # names[i]: what label i means, e.g. "7"
+    input: str = CLASS_INPUT  # the graph input's name, in both networks
+    encoding: str = ONE_HOT
+
+
+@dataclass
 class Manifest:
     latent: Latent
     image: Image
@@ -78,11 +102,15 @@ class Manifest:
     provenance: dict[str, Any]  # steps, epochs, dataset, seed, date, torch/onnx/ganpack versions, commit
     parity: dict[str, Any]  # onnxruntime vs PyTorch at export time (see export/parity.py)
     quality: dict[str, Any] = field(default_factory=dict)  # evaluator metrics, once measured
+    classes: Classes | None = None  # None: unconditional (the field is then left out of the JSON)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+        values = asdict(self)
+        if values["classes"] is None:  # an unconditional manifest stays byte for byte what 0.2.0 wrote
+            del values["classes"]
+        return json.dumps(values, indent=2, sort_keys=False) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +182,34 @@ def _image(values: dict[str, Any], output_width: int) -> Image:
     return image
 
 
+def _classes(values: object) -> Classes:
+    if not isinstance(values, dict):
+        raise ManifestError(f"manifest field 'classes' must be an object, got {type(values).__name__}")
+    classes = Classes(count=_require(values, "count", int, "classes."),
+                      names=_require(values, "names", list, "classes."),
+                      input=_require(values, "input", str, "classes."),
+                      encoding=_require(values, "encoding", str, "classes."))
+    if not 0 < classes.count <= MAX_CLASSES:
+        raise ManifestError(f"manifest field 'classes.count' must be from 1 to {MAX_CLASSES}, got {classes.count}")
+    if len(classes.names) != classes.count:
+        raise ManifestError(f"manifest field 'classes.names' must hold classes.count = {classes.count} names, "
+                            f"got {len(classes.names)}")
+    for index, name in enumerate(classes.names):
+        if not isinstance(name, str) or not name:
+            raise ManifestError(f"manifest field 'classes.names' must hold non-empty strings, got {name!r} "
+                                f"at index {index}")
+    seen: set[str] = set()
+    for name in classes.names:
+        if name in seen:
+            raise ManifestError(f"manifest field 'classes.names' must hold distinct names, got {name!r} twice")
+        seen.add(name)
+    if classes.input != CLASS_INPUT:
+        raise ManifestError(f"manifest field 'classes.input' must be {CLASS_INPUT!r}, got {classes.input!r}")
+    if classes.encoding != ONE_HOT:
+        raise ManifestError(f"manifest field 'classes.encoding' must be {ONE_HOT!r}, got {classes.encoding!r}")
+    return classes
+
+
 def parse_manifest(values: object) -> Manifest:
     if not isinstance(values, dict):
         raise ManifestError("manifest must be a JSON object")
@@ -163,6 +219,16 @@ def parse_manifest(values: object) -> Manifest:
     if type(version) is not int or version not in READABLE_VERSIONS:
         raise ManifestError(f"manifest format_version {version!r} is not supported "
                             f"(this ganpack reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    classes = None
+    if version >= CONDITIONAL_FORMAT_VERSION:
+        if values.get("classes") is None:
+            raise ManifestError(f"manifest format_version {version} is a class-conditional package, but the field "
+                                "'classes' is missing")
+        classes = _classes(values["classes"])
+    elif values.get("classes") is not None:
+        raise ManifestError(f"manifest field 'classes' needs format_version {CONDITIONAL_FORMAT_VERSION}, "
+                            f"this manifest is version {version}")
+    label_width = classes.count if classes is not None else 0  # the one-hot columns after z and the image
     latent_values = _require(values, "latent", dict, "")
     latent = Latent(dim=_require(latent_values, "dim", int, "latent."),
                     distribution=_require(latent_values, "distribution", str, "latent."),
@@ -189,11 +255,20 @@ def parse_manifest(values: object) -> Manifest:
     image_values = _require(values, "image", dict, "")
     generator = _network(_require(values, "generator", dict, ""), "generator.")
     discriminator = _network(_require(values, "discriminator", dict, ""), "discriminator.")
-    if generator.layer_widths[0] != latent.dim:
-        raise ManifestError(f"generator input width {generator.layer_widths[0]} != latent.dim {latent.dim}")
-    if generator.layer_widths[-1] != discriminator.layer_widths[0]:
+    if generator.layer_widths[0] != latent.dim + label_width:
+        with_classes = f" + classes.count {label_width}" if classes is not None else ""
+        raise ManifestError(f"generator input width {generator.layer_widths[0]} != latent.dim {latent.dim}"
+                            + with_classes)
+    if generator.layer_widths[-1] != discriminator.layer_widths[0] - label_width:
+        with_classes = f" - classes.count {label_width}" if classes is not None else ""
         raise ManifestError(f"generator output width {generator.layer_widths[-1]} != discriminator input "
-                            f"width {discriminator.layer_widths[0]}")
+                            f"width {discriminator.layer_widths[0]}" + with_classes)
+    if classes is not None:
+        for name, network in (("generator", generator), ("discriminator", discriminator)):
+            if network.inputs.get(classes.input) != ["batch", classes.count]:
+                raise ManifestError(f"manifest field '{name}.inputs.{classes.input}' must be "
+                                    f"[\"batch\", {classes.count}] (the one-hot labels), got "
+                                    f"{network.inputs.get(classes.input)!r}")
     image = _image(image_values, generator.layer_widths[-1])
     opset = _require(values, "opset", int, "")
     if not 1 <= opset <= MAX_OPSET:
@@ -209,6 +284,7 @@ def parse_manifest(values: object) -> Manifest:
         provenance=_require(values, "provenance", dict, ""),
         parity=_require(values, "parity", dict, ""),
         quality=values.get("quality", {}) if isinstance(values.get("quality", {}), dict) else {},
+        classes=classes,
         format_version=version,
     )
 

@@ -7,6 +7,10 @@
     images = model.generate(z)              # from your own latents (n, latent_dim)
     p_real = model.score(images)            # (n,) discriminator probabilities
 
+A class-conditional package (model.classes: its class names) takes the class of every row:
+sample(n, seed, label=7) or labels=[...] (n indices), generate(z, labels=...) and
+score(images, labels=...); ganpack.labels checks them.
+
 A loaded Model holds no mutable state, so one instance can serve many threads at once.
 """
 
@@ -23,28 +27,39 @@ from ganpack.backends import Backend, FusedBackend, activations, backend_class, 
 from ganpack.contract import DISCRIMINATOR_FILE, GENERATOR_FILE, IMAGE_SIDE, LEAKY_RELU, NORMAL, from_uint8, to_uint8
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
+from ganpack.labels import Labels, checked_labels
 from ganpack.latents import GENERATOR, MAX_SEED, draw_numpy, scale_offset
-from ganpack.manifest import Network
-from ganpack.package import verify_package
+from ganpack.manifest import Classes, Network
+from ganpack.package import BUILT_IN, DEFAULT_NAME, built_in_path, is_built_in_name, verify_package
 
 CHUNK_ROWS = 4096  # rows per backend call: bounds the memory of intermediate activations
 STREAM_ROWS = 4 * CHUNK_ROWS  # digits per sample_chunks piece (12.8 MB of uint8); a multiple of CHUNK_ROWS,
                               # so every backend call sees the batches sample() gives it
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default"
+DEFAULT_MODEL = BUILT_IN / DEFAULT_NAME
 OUTPUTS = ("uint8", "float")
 
 
 def load(path: PathLike | None = None, backend: str = "auto", threads: int | None = None) -> "Model":
     """Open a model package folder or its .zip archive (checksums verified); None opens the
-    one inside ganpack.
+    default one inside ganpack, and a name (a str with no path separator that is no existing
+    file or folder, such as "conditional") the package of that name inside ganpack
+    (ganpack.built_in_models() lists them).
 
     threads: CPU threads a backend may use per call (None: its default). onnxruntime also turns
     its spin-waiting off when it is given, so idle threads do not burn a core."""
-    return Model(DEFAULT_MODEL if path is None else path, backend, threads)
+    if path is None:
+        return Model(DEFAULT_MODEL, backend, threads)
+    return Model(built_in_path(path) if is_built_in_name(path) else path, backend, threads)
 
 
-def _check_stack(stack: DenseStack, network: Network, name: str) -> None:
-    """The graph must be the network the manifest describes, layer for layer."""
+def _check_stack(stack: DenseStack, network: Network, name: str, classes: Classes | None) -> None:
+    """The graph must be the network the manifest describes, layer for layer (and the conditional
+    one, reading the manifest's classes as its second input)."""
+    count = classes.count if classes is not None else 0
+    if stack.classes != count or (classes is not None and stack.label_name != classes.input):
+        reads = f"{stack.classes} classes through input {stack.label_name!r}" if stack.classes else "no classes"
+        says = f"{count} classes through input {classes.input!r}" if classes is not None else "no classes"
+        raise PackageError(f"{name}: the graph reads {reads}, the manifest says {says}")
     if stack.widths != network.layer_widths:
         raise PackageError(f"{name}: graph widths {stack.widths} differ from the manifest's {network.layer_widths}")
     expected = [network.hidden_activation] * (len(stack.layers) - 1) + [network.output_activation]
@@ -55,8 +70,10 @@ def _check_stack(stack: DenseStack, network: Network, name: str) -> None:
         if layer.activation == LEAKY_RELU and abs(layer.alpha - network.leaky_relu_alpha) > 1e-6:
             raise PackageError(f"{name}: graph Leaky ReLU alpha {layer.alpha} differs from the manifest's "
                                f"{network.leaky_relu_alpha}")
-    expected_io = ({stack.input_name: ["batch", stack.widths[0]]},
-                   {output: ["batch", stack.widths[-1]] for output in stack.outputs})
+    inputs: dict[str, list[int | str]] = {stack.input_name: ["batch", stack.input_width]}
+    if stack.label_name is not None:
+        inputs[stack.label_name] = ["batch", stack.classes]
+    expected_io = (inputs, {output: ["batch", stack.widths[-1]] for output in stack.outputs})
     if (network.inputs, network.outputs) != expected_io:
         raise PackageError(f"{name}: graph inputs and outputs {expected_io} differ from the manifest's "
                            f"{network.inputs} and {network.outputs}")
@@ -79,8 +96,11 @@ class Model:
         generator_path, discriminator_path = folder / GENERATOR_FILE, folder / DISCRIMINATOR_FILE
         generator = load_dense_stack(generator_path)
         discriminator = load_dense_stack(discriminator_path)
-        _check_stack(generator, self.manifest.generator, GENERATOR_FILE)
-        _check_stack(discriminator, self.manifest.discriminator, DISCRIMINATOR_FILE)
+        _check_stack(generator, self.manifest.generator, GENERATOR_FILE, self.manifest.classes)
+        _check_stack(discriminator, self.manifest.discriminator, DISCRIMINATOR_FILE, self.manifest.classes)
+        # None, or the class names: label i means classes[i] (e.g. "7")
+        self.classes: tuple[str, ...] | None = (tuple(self.manifest.classes.names) if self.manifest.classes
+                                                else None)
         self.backend = choose_backend(backend)
         cls = backend_class(self.backend)
         self._generator: Backend = cls(generator, generator_path, threads=threads)
@@ -90,17 +110,27 @@ class Model:
         latent = self.manifest.latent
         self._stream = latent.generator  # GENERATOR, or ganpack.latents.LEGACY_GENERATOR (format_version 1)
         self._scale, self._offset = (float(v) for v in scale_offset(latent.distribution, latent.parameters))
-        self._fused = self._sample_in_c = False  # True on the C backend: one C call per sample(), score()
+        self._fused = self._sample_in_c = self._sample_labelled_in_c = False  # True on the C backend: one C
+                                                                              # call per sample(), score()
         if isinstance(self._generator, FusedBackend) and isinstance(self._discriminator, FusedBackend):
             self._fused = True  # everything fixed per model is looked up once, here: batch 1 needs it
-            self._run_generator = self._generator.runner()
-            self._run_discriminator = self._discriminator.runner(check="image")
-            self._sample_in_c = self._stream == GENERATOR
-            if self._sample_in_c:
-                self._draw = self._generator.sampler(latent.distribution, self._scale, self._offset)
+            if self.classes is None:
+                self._run_generator = self._generator.runner()
+                self._run_discriminator = self._discriminator.runner(check="image")
+                self._sample_in_c = self._stream == GENERATOR
+                if self._sample_in_c:
+                    self._draw = self._generator.sampler(latent.distribution, self._scale, self._offset)
+            else:  # conditional: the same one-call paths, with the labels
+                self._run_generator_labelled = self._generator.labelled_runner()
+                self._run_discriminator_labelled = self._discriminator.labelled_runner(check="image")
+                self._sample_labelled_in_c = self._stream == GENERATOR
+                if self._sample_labelled_in_c:
+                    self._draw_labelled = self._generator.labelled_sampler(latent.distribution, self._scale,
+                                                                           self._offset)
 
     def __repr__(self) -> str:
-        return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim})"
+        classes = f", classes={len(self.classes)}" if self.classes is not None else ""
+        return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim}{classes})"
 
     # ------------------------------------------------------------------------------------------
     # latents
@@ -159,10 +189,16 @@ class Model:
     # ------------------------------------------------------------------------------------------
     # generator
 
-    def sample(self, n: int, seed: int | None = None, output: str = "uint8") -> np.ndarray:
+    def sample(self, n: int, seed: int | None = None, output: str = "uint8", *, label: int | None = None,
+               labels: npt.ArrayLike | None = None) -> np.ndarray:
         """n digits, (n, 28, 28): uint8 pixels by default, or float32 in [-1, 1]. Equal to
-        generate(latents(n, seed), output); on the C backend one C call does all of it."""
-        if self._sample_in_c:  # written for batch 1, where the Python around the C call is most of it
+        generate(latents(n, seed), output); on the C backend one C call does all of it.
+
+        A conditional model needs the class of the digits: label=7 for every row, or labels= n class
+        indices (integers from 0 to len(model.classes) - 1). The latents are the same for every
+        label: sample(n, seed, label=3) and sample(n, seed, label=7) draw the same z."""
+        if self._sample_in_c and label is None and labels is None:  # written for batch 1, where the Python
+                                                                     # around the C call is most of it
             if type(n) is not int or n < 0:  # bool is not int here
                 n = _count(n)
             if type(seed) is not int or not 0 <= seed <= MAX_SEED:
@@ -172,37 +208,55 @@ class Model:
             if output == "float":
                 return self._draw(seed, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), np.float32))
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
-        return self.generate(self.latents(n, seed), output)
-
-    def sample_chunks(self, n: int, seed: int | None = None, output: str = "uint8") -> Iterator[np.ndarray]:
-        """sample(n, seed, output) in pieces of at most STREAM_ROWS digits, for outputs larger
-        than memory: the pieces, concatenated, equal sample(n, seed, output) bit for bit."""
         n, seed = _count(n), self._seed(seed)
         if output not in OUTPUTS:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
-        for z in self._latent_chunks(n, seed, STREAM_ROWS):
-            yield self.generate(z, output)
+        checked = checked_labels(n, label, labels, self.classes)
+        if checked is not None and self._sample_labelled_in_c:  # one C call: latents, labelled stack, pixels
+            assert seed is not None  # the GENERATOR stream: _seed gave it an int
+            dtype = np.uint8 if output == "uint8" else np.float32
+            return self._draw_labelled(seed, checked, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), dtype))
+        return self.generate(self.latents(n, seed), output, labels=checked)
 
-    def generate(self, z: npt.ArrayLike, output: str = "uint8", out: np.ndarray | None = None) -> np.ndarray:
+    def sample_chunks(self, n: int, seed: int | None = None, output: str = "uint8", *, label: int | None = None,
+                      labels: npt.ArrayLike | None = None) -> Iterator[np.ndarray]:
+        """sample(n, seed, output, label=..., labels=...) in pieces of at most STREAM_ROWS digits, for
+        outputs larger than memory: the pieces, concatenated, equal sample(...) bit for bit."""
+        n, seed = _count(n), self._seed(seed)
+        if output not in OUTPUTS:
+            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+        checked = checked_labels(n, label, labels, self.classes)
+        first = 0
+        for z in self._latent_chunks(n, seed, STREAM_ROWS):
+            yield self.generate(z, output, labels=None if checked is None else checked[first:first + len(z)])
+            first += len(z)
+
+    def generate(self, z: npt.ArrayLike, output: str = "uint8", out: np.ndarray | None = None, *,
+                 labels: npt.ArrayLike | None = None) -> np.ndarray:
         """Digits from caller-provided latents z of shape (n, latent_dim).
 
         out: an optional C-contiguous (n, 28, 28) array to write into, float32 for
-        output="float" or uint8 for output="uint8", so repeated calls allocate nothing."""
+        output="float" or uint8 for output="uint8", so repeated calls allocate nothing.
+        labels: a conditional model's class per row, n integers (see sample)."""
         if output not in OUTPUTS:
             raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
         z = _as_float32_rows(z, self.latent_dim, "z", check_finite=not self._fused)  # C checks it in cache
+        checked = None if labels is None and self.classes is None else self._labels_per_row(len(z), labels)
         dtype = np.uint8 if output == "uint8" else np.float32
         if out is not None and not (isinstance(out, np.ndarray) and out.dtype == dtype and out.flags.c_contiguous
                                     and out.flags.writeable and out.shape == (len(z), IMAGE_SIDE, IMAGE_SIDE)):
             raise InputError(f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape "
                              f"{(len(z), IMAGE_SIDE, IMAGE_SIDE)} for output={output!r}")
         if self._fused:  # C: the uint8 mapping happens in the kernel's store
+            target = np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype) if out is None else out
             try:
-                return self._run_generator(z, np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype) if out is None else out)
+                if checked is None:
+                    return self._run_generator(z, target)
+                return self._run_generator_labelled(z, checked, target)
             except InputError:
                 _as_float32_rows(z, self.latent_dim, "z")  # names the row and column
                 raise
-        images = self._run(self._generator, z, "activated", None if output == "uint8" else out)  # (n, 784)
+        images = self._run(self._generator, z, "activated", None if output == "uint8" else out, checked)  # (n, 784)
         images = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
         if output == "float":
             return images
@@ -211,15 +265,21 @@ class Model:
         out[...] = to_uint8(images)
         return out
 
+    def _labels_per_row(self, n: int, labels: npt.ArrayLike | None) -> Labels | None:
+        """generate's and score's labels, checked (None for an unconditional model, which takes none).
+        Callers skip the call when both are None: the unconditional batch-1 path."""
+        return checked_labels(n, None, labels, self.classes, takes_label=False)
+
     # ------------------------------------------------------------------------------------------
     # discriminator
 
-    def score(self, images: npt.ArrayLike) -> np.ndarray:
+    def score(self, images: npt.ArrayLike, labels: npt.ArrayLike | None = None) -> np.ndarray:
         """The discriminator's probability that each image is real, (n,) float32.
 
         images: uint8 pixels (n, 28, 28) or (n, 784), mapped to [-1, 1] as x / 127.5 - 1 (on the C
         backend inside the kernel); or floats already in [-1, 1] (other real dtypes are converted
-        to float32)."""
+        to float32). labels: a conditional model's class per image, n integers: the probability
+        that the image is a real digit of that class."""
         images = np.asarray(images)
         if images.ndim == 3:
             if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
@@ -228,31 +288,41 @@ class Model:
         if images.dtype == np.uint8:
             if images.ndim != 2 or images.shape[1] != self.image_dim:
                 raise InputError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
+            checked = None if labels is None and self.classes is None else self._labels_per_row(len(images), labels)
             if self._fused:  # the sigmoid too: one C call
-                return self._run_discriminator(np.ascontiguousarray(images), np.empty(len(images), np.float32))
+                if checked is None:
+                    return self._run_discriminator(np.ascontiguousarray(images), np.empty(len(images), np.float32))
+                return self._run_discriminator_labelled(np.ascontiguousarray(images), checked,
+                                                        np.empty(len(images), np.float32))
             images = from_uint8(images)
         if self._fused:  # C checks the range chunk by chunk, in cache, as the first layer reads it
             rows = _as_float32_rows(images, self.image_dim, "images", check_finite=False)
+            checked = None if labels is None and self.classes is None else self._labels_per_row(len(rows), labels)
             try:
-                return self._run_discriminator(rows, np.empty(len(rows), np.float32))
+                if checked is None:
+                    return self._run_discriminator(rows, np.empty(len(rows), np.float32))
+                return self._run_discriminator_labelled(rows, checked, np.empty(len(rows), np.float32))
             except InputError:
                 _check_image_range(_as_float32_rows(rows, self.image_dim, "images"))  # names the value
                 raise
         rows = _check_image_range(_as_float32_rows(images, self.image_dim, "images"))
-        logits = self._run(self._discriminator, rows, "logits")  # (n, 1)
+        checked = None if labels is None and self.classes is None else self._labels_per_row(len(rows), labels)
+        logits = self._run(self._discriminator, rows, "logits", labels=checked)  # (n, 1)
         return activations.sigmoid(logits[:, 0])
+
 
     # ------------------------------------------------------------------------------------------
 
-    def _run(self, backend: Backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None) -> np.ndarray:
-        """Run a numpy or onnxruntime backend over (n, in) rows in chunks of CHUNK_ROWS, so their
-        intermediates stay bounded; returns the `kind` output. (The C backend runs in one call:
-        _run_generator, _run_discriminator.)"""
+    def _run(self, backend: Backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None,
+             labels: Labels | None = None) -> np.ndarray:
+        """Run a numpy or onnxruntime backend over (n, in) rows (and a conditional model's labels) in
+        chunks of CHUNK_ROWS, so their intermediates stay bounded; returns the `kind` output. (The C
+        backend runs in one call: _run_generator, _run_discriminator and their labelled forms.)"""
         width = backend.out_width
         out = np.empty((len(rows), width), np.float32) if out is None else out.reshape(len(rows), width)
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = slice(start, start + CHUNK_ROWS)  # row slices of `out` stay C-contiguous
-            result = backend.run(rows[chunk])
+            result = backend.run(rows[chunk], None if labels is None else labels[chunk])
             out[chunk] = result[kind] if kind in result else _activate(backend, result)
         return out
 

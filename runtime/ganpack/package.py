@@ -1,14 +1,42 @@
-"""Open a model package folder: read its manifest and verify every file against its checksum."""
+"""Find a model package (a path, or the name of one inside ganpack), read its manifest and
+verify every file against its checksum."""
 
 import hashlib
 import os
 from pathlib import Path
+from typing import TypeGuard
 
-from ganpack.contract import NETWORK_FILES
+from ganpack.contract import MANIFEST_FILE, NETWORK_FILES
 from ganpack.errors import PackageError
 from ganpack.manifest import Manifest, read_manifest
 
 MAX_GRAPH_BYTES = 256 << 20  # far above any dense GAN we export; refuses absurd files early
+BUILT_IN = Path(__file__).resolve().parent / "models"  # the packages inside ganpack, one folder each
+DEFAULT_NAME = "default"
+
+
+def built_in_models() -> list[str]:
+    """The names of the packages inside ganpack: "default", and "conditional" in a wheel that ships it."""
+    if not BUILT_IN.is_dir():
+        return []
+    return sorted(entry.name for entry in BUILT_IN.iterdir() if (entry / MANIFEST_FILE).is_file())
+
+
+def is_built_in_name(path: object) -> TypeGuard[str]:
+    """A str that can only be a built-in model's name: no path separator, and no such file or folder
+    here (an existing path always wins)."""
+    return (isinstance(path, str) and path not in ("", ".", "..") and "/" not in path and os.sep not in path
+            and (os.altsep is None or os.altsep not in path) and not os.path.lexists(path))
+
+
+def built_in_path(name: str) -> Path:
+    """The folder of the built-in package `name`; a PackageError listing the built-in names otherwise.
+    Only names found in the models folder become paths: the argument itself never does."""
+    names = built_in_models()
+    if name not in names:
+        raise PackageError(f"'{name}' is neither a model package (no such file or folder) nor the name of one "
+                           f"inside ganpack ({', '.join(names) or 'none'})")
+    return BUILT_IN / names[names.index(name)]
 
 
 def sha256_of(path: Path) -> str:

@@ -35,9 +35,10 @@ class Backend(Protocol):
     def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None) -> None:
         """onnx_path: the graph `stack` was read from; threads: per call, None for the backend's default."""
 
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """x (batch, stack.widths[0]) float32, C-contiguous -> "activated" and/or "logits", each
-        (batch, out_width) float32. Safe to call from several threads at once."""
+    def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """x (batch, stack.input_width) float32, C-contiguous -> "activated" and/or "logits", each
+        (batch, out_width) float32. labels: (batch,) int32 class indices, already checked, for a
+        conditional stack (stack.classes > 0), else None. Safe to call from several threads at once."""
 
 
 @runtime_checkable
@@ -54,6 +55,23 @@ class FusedBackend(Backend, Protocol):
         """run(x, out) -> out: x (n, in) float32 or uint8 pixels, C-contiguous, into a fresh
         C-contiguous `out` of n * out_width float32 or uint8 values; float inputs are checked
         (`check`: "finite" or "image", i.e. in [-1, 1]) inside the call, else InputError."""
+
+    def labelled_sampler(self, distribution: str, scale: float,
+                         offset: float) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
+        """draw(seed, labels, out) -> out: sampler's draw for a conditional stack, row i with class
+        labels[i] ((n,) int32, checked), in the same one native call."""
+
+    def labelled_runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """run(x, labels, out) -> out: runner's run for a conditional stack, row i with class labels[i]
+        ((n,) int32, checked)."""
+
+
+def check_labels(stack: DenseStack, labels: np.ndarray | None) -> None:
+    """Labels must come with a conditional stack and only with one (Model has checked their values);
+    a mismatch is a caller's bug, refused rather than run without the labels or with them ignored."""
+    if (labels is None) != (stack.classes == 0):
+        raise BackendError(f"labels {'are required' if labels is None else 'were given'} for a stack with "
+                           f"{stack.classes} classes")
 
 
 def available_backends() -> list[str]:

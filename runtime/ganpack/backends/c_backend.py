@@ -6,6 +6,11 @@ Python object. One stack serves any number of threads: gp_stack_run never mutate
 Besides float runs: uint8 pixels in and out, float inputs checked in C (finite, or in [-1, 1]),
 the latent stream (draw_latents) and a whole sample in one call (CBackend.sampler); Model uses
 sampler and runner, which skip the checks it has already made, for its batch-1 path.
+
+A conditional stack (DenseStack.classes > 0) is given to C without its one-hot columns: layer 0
+gets W_x (the first input_width columns) and the class-bias table W_y^T + b0 (classes, out0), so
+that a label selects a row of biases (csrc/README.md, "Class-conditional stacks"); its runs and
+samples take (n,) int32 labels.
 """
 
 from collections.abc import Callable
@@ -21,6 +26,7 @@ from ganpack.errors import InputError
 
 FLOAT32 = np.dtype(np.float32)  # dtype objects are singletons: `is` is the cheap comparison
 UINT8 = np.dtype(np.uint8)
+INT32 = np.dtype(np.int32)
 DTYPE_CODES: dict[np.dtype[np.float32 | np.uint8], int] = {FLOAT32: lib.GP_F32, UINT8: lib.GP_U8}
 DISTRIBUTION_CODES: dict[str, int] = {NORMAL: lib.GP_LATENT_NORMAL, UNIFORM: lib.GP_LATENT_UNIFORM}
 MAX_ROWS_PER_CALL = 1 << 24  # the C API counts rows in an int; larger requests go in slices
@@ -49,15 +55,21 @@ class NativeStack:
     def __init__(self, stack: DenseStack, isa: str = "auto", logits_out: bool = False, threads: int = 0):
         if isa not in ISA_CODES:
             raise BackendError(f"unknown ISA {isa!r}; choose one of {list(ISA_CODES)}")
-        widths = ffi.new("int[]", stack.widths)
+        widths = ffi.new("int[]", [stack.input_width, *stack.widths[1:]])  # without the one-hot columns
         handle = ffi.new("gp_stack **")
         _check(lib.gp_stack_create_threads(len(stack.layers), widths, ISA_CODES[isa], threads, handle),
                f"create a stack ({isa}, {threads} threads)")
         self._stack = ffi.gc(handle[0], lib.gp_stack_free)
-        self.in_width, self.out_width = stack.widths[0], stack.widths[-1]
+        self.in_width, self.out_width, self.classes = stack.input_width, stack.widths[-1], stack.classes
+        if stack.classes:  # W [x; onehot(y)] + b = W_x x + (W_y[:, y] + b): a bias row per class
+            first = stack.layers[0]
+            table = np.ascontiguousarray(first.weight[:, stack.input_width:].T + first.bias, dtype=np.float32)
+            _check(lib.gp_stack_set_class_bias(self._stack, stack.classes, ffi.from_buffer("float[]", table)),
+                   f"load the class-bias table ({stack.classes} classes)")
         for index, layer in enumerate(stack.layers):
             activation = IDENTITY if logits_out and index == len(stack.layers) - 1 else layer.activation
-            weight = np.ascontiguousarray(layer.weight, dtype=np.float32)  # (out, in)
+            columns = layer.weight[:, :stack.input_width] if index == 0 else layer.weight  # W_x of layer 0
+            weight = np.ascontiguousarray(columns, dtype=np.float32)  # (out, in)
             bias = np.ascontiguousarray(layer.bias, dtype=np.float32)  # (out,)
             _check(lib.gp_stack_set_layer(self._stack, index, ffi.from_buffer("float[]", weight),
                                           ffi.from_buffer("float[]", bias), ACTIVATION_CODES[activation],
@@ -65,11 +77,13 @@ class NativeStack:
                    f"load layer {index}")
         self.isa = ffi.string(lib.gp_isa_name(lib.gp_stack_isa(self._stack))).decode()
 
-    def run(self, x: np.ndarray, out: np.ndarray | None = None, check: str | None = None) -> np.ndarray:
+    def run(self, x: np.ndarray, out: np.ndarray | None = None, check: str | None = None,
+            labels: np.ndarray | None = None) -> np.ndarray:
         """x (batch, in) float32 or uint8, C-contiguous -> (batch, out) float32, or into `out` (float32 or
         uint8 pixels) when given. uint8 inputs are read as x / 127.5 - 1, uint8 outputs are written as
         clip(rint((y + 1) * 127.5), 0, 255), both inside the C call. check: what float inputs must be,
-        checked in C chunk by chunk in cache, else InputError (see CHECKS).
+        checked in C chunk by chunk in cache, else InputError (see CHECKS). labels: (batch,) int32 class
+        indices, required by a conditional stack and refused by any other (C checks their range).
         The checks are written to cost little: at batch 1 they are a third of the call."""
         if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.in_width and x.dtype in DTYPE_CODES):
             raise BackendError(f"C kernel input must be float32 or uint8 (batch, {self.in_width}), got "
@@ -77,6 +91,7 @@ class NativeStack:
         if not x.flags.c_contiguous:
             raise BackendError("C kernel input must be C-contiguous")
         rows = x.shape[0]
+        self._check_labels(labels, rows)
         if out is None:
             out = np.empty((rows, self.out_width), FLOAT32)
         else:
@@ -85,25 +100,50 @@ class NativeStack:
         for start in range(0, rows, MAX_ROWS_PER_CALL):
             count = min(MAX_ROWS_PER_CALL, rows - start)
             part_in, part_out = (x, out) if count == rows else (x[start:start + count], out[start:start + count])
-            status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(part_in), in_code, count,
-                                            ffi.from_buffer(part_out), out_code)
+            if labels is None:
+                status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(part_in), in_code, count,
+                                                ffi.from_buffer(part_out), out_code)
+            else:
+                status = lib.gp_stack_run_labels(self._stack, ffi.from_buffer(part_in), in_code,
+                                                 ffi.from_buffer("int32_t[]", labels[start:start + count]), count,
+                                                 ffi.from_buffer(part_out), out_code)
             if status:
                 _check_run(status, check)
         return out
 
-    def sample(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> np.ndarray:
-        """One C call per up to 2^24 rows: latents of rows 0..n-1 of stream `seed`, the stack, and the
-        output written into `out` (n, out) float32 or uint8 pixels."""
+    def sample(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray,
+               labels: np.ndarray | None = None) -> np.ndarray:
+        """One C call per up to 2^24 rows: latents of rows 0..n-1 of stream `seed`, the stack (row i with
+        class labels[i] for a conditional stack), and the output written into `out` (n, out) float32 or
+        uint8 pixels."""
         rows = len(out)
         self._check_out(out, rows)
+        self._check_labels(labels, rows)
         for start in range(0, rows, MAX_ROWS_PER_CALL):
             count = min(MAX_ROWS_PER_CALL, rows - start)
             part = out if count == rows else out[start:start + count]
-            status = lib.gp_stack_sample(self._stack, seed, start, count, DISTRIBUTION_CODES[distribution], scale,
-                                         offset, ffi.from_buffer(part), DTYPE_CODES[out.dtype])
+            if labels is None:
+                status = lib.gp_stack_sample(self._stack, seed, start, count, DISTRIBUTION_CODES[distribution],
+                                             scale, offset, ffi.from_buffer(part), DTYPE_CODES[out.dtype])
+            else:
+                status = lib.gp_stack_sample_labels(self._stack, seed, start, count,
+                                                    DISTRIBUTION_CODES[distribution], scale, offset,
+                                                    ffi.from_buffer("int32_t[]", labels[start:start + count]),
+                                                    ffi.from_buffer(part), DTYPE_CODES[out.dtype])
             if status:
                 _check(status, "sample")
         return out
+
+    def _check_labels(self, labels: np.ndarray | None, rows: int) -> None:
+        if labels is None:
+            if self.classes:
+                raise BackendError(f"this stack is conditional ({self.classes} classes): labels are required")
+            return
+        if not self.classes:
+            raise BackendError("this stack is not conditional: it takes no labels")
+        if not (type(labels) is np.ndarray and labels.dtype == INT32 and labels.shape == (rows,)
+                and labels.flags.c_contiguous):
+            raise BackendError(f"labels must be a C-contiguous int32 array of shape ({rows},)")
 
     def _check_out(self, out: np.ndarray, rows: int) -> None:
         if not (type(out) is np.ndarray and out.dtype in DTYPE_CODES and out.shape == (rows, self.out_width)
@@ -123,9 +163,10 @@ def _input_code(dtype: np.dtype, check: str | None) -> int:
 
 
 def _check_run(status: int, check: str | None) -> None:
-    """A failed gp_stack_run_typed: GP_ERR_INPUT is the caller's values (InputError), the rest the kernel's."""
+    """A failed gp_stack_run_typed: GP_ERR_INPUT is the caller's values (InputError), the rest the kernel's.
+    (Labels out of range are GP_ERR_INPUT too, but Model checks them before any call.)"""
     if status == lib.GP_ERR_INPUT:
-        raise InputError(CHECKS[check][1])
+        raise InputError(CHECKS[check][1] or "a label is out of range")
     _check(status, "run")
 
 
@@ -154,8 +195,8 @@ class CBackend:
         # cost more than the whole C call at batch 1. The C sigmoid's error is 8.9e-8 (csrc/README.md).
         self.native = NativeStack(stack, isa, threads=threads or 0)
 
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return {"activated": self.native.run(x)}
+    def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        return {"activated": self.native.run(x, labels=labels)}
 
     def sample_into(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> None:
         self.native.sample(seed, distribution, scale, offset, out)
@@ -192,6 +233,44 @@ class CBackend:
                 return native.run(x, out.reshape(n, -1), check)
             status = run(stack, from_buffer(x), u8 if x.dtype is UINT8 else checked, n, from_buffer(out),
                          u8 if out.dtype is UINT8 else f32)
+            if status:
+                _check_run(status, check)
+            return out
+
+        return run_checked
+
+    def labelled_sampler(self, distribution: str, scale: float,
+                         offset: float) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
+        """draw(seed, labels, out) -> out: sampler's draw for a conditional stack, row i with class labels[i]
+        ((n,) C-contiguous int32, in range): gp_stack_sample_labels, one C call."""
+        stack, code, run, from_buffer = (self.native._stack, DISTRIBUTION_CODES[distribution],
+                                         lib.gp_stack_sample_labels, ffi.from_buffer)
+        u8, f32, native = lib.GP_U8, lib.GP_F32, self.native
+
+        def draw(seed: int, labels: np.ndarray, out: np.ndarray) -> np.ndarray:
+            n = len(out)
+            if n > MAX_ROWS_PER_CALL:
+                return native.sample(seed, distribution, scale, offset, out.reshape(n, -1), labels)
+            status = run(stack, seed, 0, n, code, scale, offset, from_buffer("int32_t[]", labels), from_buffer(out),
+                         u8 if out.dtype is UINT8 else f32)
+            if status:
+                _check(status, "sample")
+            return out
+
+        return draw
+
+    def labelled_runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """run(x, labels, out) -> out: runner's run for a conditional stack, row i with class labels[i]
+        ((n,) C-contiguous int32, in range): gp_stack_run_labels, one C call."""
+        stack, run, from_buffer, native = self.native._stack, lib.gp_stack_run_labels, ffi.from_buffer, self.native
+        u8, f32, checked = lib.GP_U8, lib.GP_F32, CHECKS[check][0]
+
+        def run_checked(x: np.ndarray, labels: np.ndarray, out: np.ndarray) -> np.ndarray:
+            n = len(x)
+            if n > MAX_ROWS_PER_CALL:
+                return native.run(x, out.reshape(n, -1), check, labels)
+            status = run(stack, from_buffer(x), u8 if x.dtype is UINT8 else checked, from_buffer("int32_t[]", labels),
+                         n, from_buffer(out), u8 if out.dtype is UINT8 else f32)
             if status:
                 _check_run(status, check)
             return out

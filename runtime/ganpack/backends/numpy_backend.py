@@ -1,10 +1,14 @@
-"""The pure-numpy reference backend: x @ W^T + b, then the activation, layer by layer."""
+"""The pure-numpy reference backend: x @ W^T + b, then the activation, layer by layer.
+
+A conditional stack's rows are literally [x, onehot(labels)], as its ONNX graph concatenates
+them: the reference stays the graph, op for op."""
 
 from pathlib import Path
 
 import numpy as np
 
-from ganpack.backends import activations
+from ganpack.backends import activations, check_labels
+from ganpack.contract import one_hot
 from ganpack.dense_stack import DenseStack
 
 
@@ -17,8 +21,11 @@ class NumpyBackend:
         self.out_width = stack.widths[-1]
         self.transposed = [np.ascontiguousarray(layer.weight.T) for layer in stack.layers]  # (in, out)
 
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """x (batch, widths[0]) float32 -> {"logits", "activated"} (batch, widths[-1])."""
+    def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """x (batch, input_width) float32 [, labels (batch,)] -> {"logits", "activated"} (batch, widths[-1])."""
+        check_labels(self.stack, labels)
+        if labels is not None:
+            x = np.concatenate([x, one_hot(labels, self.stack.classes)], axis=1)  # (batch, widths[0])
         for layer, weight_t in zip(self.stack.layers, self.transposed, strict=True):
             logits = x @ weight_t + layer.bias
             x = activations.apply(logits, layer.activation, layer.alpha)

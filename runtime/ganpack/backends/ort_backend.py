@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from ganpack.backends import check_labels
+from ganpack.contract import one_hot
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import PackageError
 
@@ -26,7 +28,12 @@ class OnnxRuntimeBackend:
             raise PackageError(f"{onnx_path}: onnxruntime cannot load it: {error}") from None
         self.output_names = list(stack.outputs)  # graph output name -> "activated" / "logits"
 
-    def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """InferenceSession.run is safe to call from several threads at once."""
-        values = self.session.run(self.output_names, {self.stack.input_name: x})
+    def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """InferenceSession.run is safe to call from several threads at once. A conditional graph
+        gets its labels one-hot, float32, as its own second input."""
+        feed = {self.stack.input_name: x}
+        check_labels(self.stack, labels)
+        if labels is not None and self.stack.label_name is not None:
+            feed[self.stack.label_name] = one_hot(labels, self.stack.classes)
+        values = self.session.run(self.output_names, feed)
         return {self.stack.outputs[name]: value for name, value in zip(self.output_names, values, strict=True)}
