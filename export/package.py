@@ -81,11 +81,15 @@ def networks_from_state(state: dict):
 
 
 def class_names(state: dict, classes: int) -> list[str]:
-    """The classes' names as the run recorded them (its data's), else "0", "1", ..."""
+    """The classes' names as the run recorded them (its data's), else "0", "1", ...; names a
+    manifest would refuse (not `classes` distinct non-empty strings) stop the export here."""
     names = state.get("class_names")
-    if isinstance(names, list) and len(names) == classes and all(isinstance(n, str) for n in names):
-        return names
-    return [str(index) for index in range(classes)]
+    if names is None:
+        return [str(index) for index in range(classes)]
+    if not (isinstance(names, list) and len(names) == classes and all(isinstance(n, str) and n for n in names)
+            and len(set(names)) == classes):
+        raise ExportError(f"the checkpoint's class names {names!r} are not {classes} distinct non-empty strings")
+    return names
 
 
 def _git_commit() -> str:

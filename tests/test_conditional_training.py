@@ -118,3 +118,15 @@ def test_conditional_training_on_unlabeled_data_is_refused(tmp_path):
     np.save(unlabeled, np.zeros((300, 28, 28), np.uint8))
     with pytest.raises(ConfigError, match="conditional training needs labeled data"):
         main(cli(tmp_path, "u", "--conditional", "--data", str(unlabeled)))
+
+
+@pytest.mark.parametrize("names", [["0"] * 10, ["a", ""] + [str(c) for c in range(8)], [str(c) for c in range(9)]])
+def test_class_names_a_manifest_would_refuse_stop_the_export(conditional_run, tmp_path, names):
+    from export.errors import ExportError
+    from export.package import load_state, write_package
+
+    state = load_state(conditional_run)
+    state["class_names"] = names
+    with pytest.raises(ExportError, match="class names"):
+        write_package(state, tmp_path / "pkg", log=lambda *a: None)
+    assert not (tmp_path / "pkg").exists()
