@@ -12,9 +12,11 @@ import warnings
 
 import onnx
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganpack.contract import CLASS_INPUT
+from training.model import balanced_labels
 
 OPSET = 17
 EXAMPLE_BATCH = 2  # >= 2, so the exporter cannot specialise the batch axis to 1
@@ -57,11 +59,17 @@ def export_graph(module: nn.Module, example: tuple[torch.Tensor, ...], inputs: l
     return model.SerializeToString()
 
 
+def one_hot_rows(count: int, classes: int) -> torch.Tensor:
+    """(count, classes) float32 one-hot rows of classes 0, 1, ..., 0, 1, ...: every class in turn,
+    the `label` input a conditional graph takes."""
+    return F.one_hot(balanced_labels(count, classes), classes).float()
+
+
 def _inputs(first: str, width: int, classes: int) -> tuple[tuple[torch.Tensor, ...], list[str]]:
     """Example inputs and their names: `first` (batch, width), then a conditional model's labels."""
     example, names = (torch.zeros(EXAMPLE_BATCH, width),), [first]
     if classes:
-        example, names = (*example, torch.eye(classes)[torch.arange(EXAMPLE_BATCH) % classes]), [first, LABEL_INPUT]
+        example, names = (*example, one_hot_rows(EXAMPLE_BATCH, classes)), [first, LABEL_INPUT]
     return example, names
 
 

@@ -7,7 +7,7 @@ import onnxruntime
 import torch
 
 from export.errors import ExportError
-from export.onnx_graphs import DISCRIMINATOR_INPUT, GENERATOR_INPUT, LABEL_INPUT
+from export.onnx_graphs import DISCRIMINATOR_INPUT, GENERATOR_INPUT, LABEL_INPUT, one_hot_rows
 
 BATCH_SIZES = (1, 7, 1000)
 INPUTS = 1000
@@ -36,7 +36,7 @@ def check_parity(generator, discriminator, generator_graph: bytes, discriminator
     on as many uniform-noise images, so both ends of its range are exercised. A conditional
     model (classes > 0) is checked with every class in turn as the label, one-hot.
     """
-    labels = torch.eye(classes)[torch.arange(latent.shape[0]) % classes] if classes else None  # (INPUTS, classes)
+    labels = one_hot_rows(latent.shape[0], classes) if classes else None  # (INPUTS, classes)
     with torch.no_grad():
         images, _ = generator(latent, labels)
         noise = torch.rand(latent.shape[0], images.shape[1], generator=torch.Generator().manual_seed(PARITY_SEED))

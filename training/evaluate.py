@@ -24,6 +24,7 @@ from training.config import DATASETS, MAX_EVAL_SAMPLES
 from training.datasets import Dataset, load_dataset
 from training.errors import ConfigError, DataError
 from training.metrics import all_metrics
+from training.model import balanced_labels
 
 COLUMNS = ("frechet_distance", "classifier_score", "rarest_class_fraction", "precision", "recall", "samples")
 MIN_LABELED_IMAGES = 100  # the classifier holds out 10%, and precision / recall need a few neighbours
@@ -47,9 +48,9 @@ def generated_images(source: str, samples: int, seed: int) -> tuple[torch.Tensor
     if model.classes is None:
         images = model.sample(samples, seed=seed, output="float").reshape(samples, -1)
         return torch.from_numpy(images), None, model.manifest
-    labels = np.arange(samples) % len(model.classes)  # every class equally often (to one)
-    images = model.sample(samples, seed=seed, output="float", labels=labels).reshape(samples, -1)
-    return torch.from_numpy(images), torch.from_numpy(labels), model.manifest
+    labels = balanced_labels(samples, len(model.classes))  # every class equally often (to one)
+    images = model.sample(samples, seed=seed, output="float", labels=labels.numpy()).reshape(samples, -1)
+    return torch.from_numpy(images), labels, model.manifest
 
 
 class Evaluator:

@@ -403,13 +403,10 @@ class Trainer:
         """Quality of the sampling generator on `samples` fixed-seed latents, into quality.jsonl."""
         latent = sample_latent(samples, self.config.model, torch.Generator().manual_seed(EVAL_SEED),
                                torch.device("cpu")).to(self.device)
-        if self.classes:  # every class equally often; the evaluator checks each image shows its class
-            labels = balanced_labels(samples, self.classes)
-            images, _ = self.sampling_generator(latent, labels.to(self.device))
-            metrics = self.quality.metrics(images, labels=labels)
-        else:
-            images, _ = self.sampling_generator(latent)
-            metrics = self.quality.metrics(images)
+        # conditional: every class equally often; the evaluator checks each image shows its class
+        labels = balanced_labels(samples, self.classes) if self.classes else None
+        images, _ = self.sampling_generator(latent, None if labels is None else labels.to(self.device))
+        metrics = self.quality.metrics(images, labels=labels)
         log = MetricsLog(self.run_dir / "quality.jsonl")
         log.write({"epoch": self.epoch, "step": self.step, **metrics})
         log.close()
