@@ -65,10 +65,23 @@ int gp_isa_supported(int isa) {
     }
 }
 
-int gp_best_isa(void) {
-    if (gp_isa_supported(GP_ISA_AVX512)) return GP_ISA_AVX512;
-    if (gp_isa_supported(GP_ISA_AVX2_FMA)) return GP_ISA_AVX2_FMA;
+int gp_isa_for_features(int avx512f, int avx2, int fma) {
+#ifdef GP_HAVE_X86
+    if (avx512f) return GP_ISA_AVX512;
+    if (avx2 && fma) return GP_ISA_AVX2_FMA;
+#else
+    (void)avx512f, (void)avx2, (void)fma;
+#endif
     return GP_ISA_PORTABLE;
+}
+
+int gp_best_isa(void) {
+#ifdef GP_HAVE_X86
+    return gp_isa_for_features(__builtin_cpu_supports("avx512f") != 0,
+                               __builtin_cpu_supports("avx2") != 0, __builtin_cpu_supports("fma") != 0);
+#else
+    return gp_isa_for_features(0, 0, 0);
+#endif
 }
 
 static gp_layer_forward_fn forward_for_isa(int isa) {

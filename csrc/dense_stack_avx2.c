@@ -10,9 +10,8 @@
 #include <immintrin.h>
 
 #define V GP_PANEL_AVX2
-#define MAX_ROWS 4
-#define MAX_PANELS 2      /* panels of a full 4-row tile */
-#define MAX_TILE_PANELS 8 /* panels of a short tile: 1 row x 8, 2 x 4, 3 x 2 */
+#define MAX_ROWS GP_TILE_ROWS
+#define MAX_TILE_PANELS 8 /* panels of a short tile: 1 row x 8, 2 x 4, 3 x 2 (gp_forward_tiles) */
 #define GP_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
 /* ---------------------------------------------------------------- activations */
@@ -145,7 +144,7 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *
     }
 }
 
-/* Every (rows, panels) shape the driver can ask for, each with constant loop bounds. */
+/* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds. */
 __attribute__((target("avx2,fma")))
 static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
                                const float *x /* (rows, K) */, const int32_t *labels /* (rows) */,
@@ -153,46 +152,20 @@ static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
                                void *y /* (rows, N) */, int y_dtype) {
 #define GP_TILE(R, P) case (R) * 16 + (P): tile_avx2(R, P, layer, x, labels, packed, col, y, y_dtype); break
     switch (rows * 16 + panels) {
-    GP_TILE(4, 1); GP_TILE(4, 2);
-    GP_TILE(3, 1); GP_TILE(3, 2);
-    GP_TILE(2, 1); GP_TILE(2, 2); GP_TILE(2, 3); GP_TILE(2, 4);
-    GP_TILE(1, 1); GP_TILE(1, 2); GP_TILE(1, 3); GP_TILE(1, 4);
-    GP_TILE(1, 5); GP_TILE(1, 6); GP_TILE(1, 7); GP_TILE(1, 8);
-    default: break; /* never: gp_layer_forward_avx2 asks only for the shapes above */
+    GP_TILE_SHAPES(GP_TILE);
+    default: break; /* never: gp_forward_tiles asks only for GP_TILE_SHAPES */
     }
 #undef GP_TILE
 }
 
+/* Full tiles of 4 rows x 2 panels; the 1 to 3 rows left take short tiles of 1 x 8, 2 x 4 or
+   3 x 2 panels (gp_forward_tiles): one FMA chain per output is a latency of K x 5 cycles, so a
+   short tile keeps 6 to 8 chains in flight. Each output is still the same chain in k order. */
 __attribute__((target("avx2,fma")))
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
                            const int32_t *labels /* (rows) or NULL */,
                            void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end) {
-    const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
-    const size_t y_row = N * (y_dtype == GP_U8 ? 1 : sizeof(float)); /* bytes per output row */
-    const int whole = rows / MAX_ROWS * MAX_ROWS; /* rows in full 4-row tiles */
-    /* panel-major: a pair of panels (2 * K * V floats) stays hot in cache across all row blocks */
-    for (int p = panel_begin; p < panel_end && whole > 0; p += MAX_PANELS) {
-        const int panels = panel_end - p < MAX_PANELS ? panel_end - p : MAX_PANELS;
-        const float *packed = layer->packed_weight + (size_t)p * K * V;
-        for (int r = 0; r < whole; r += MAX_ROWS) {
-            tile_avx2_dispatch(MAX_ROWS, panels, layer, x + (size_t)r * K,
-                               labels == NULL ? NULL : labels + r, packed, p * V,
-                               (char *)y + (size_t)r * y_row, y_dtype);
-        }
-    }
-    /* The 1 to 3 rows left (a lone row is batch 1): one FMA chain per output is a latency of
-       K x 5 cycles, so a short tile takes more panels to keep 6 to 8 chains in flight
-       (1 x 8, 2 x 4, 3 x 2). Each output is still the same chain in k order. */
-    const int left = rows - whole;
-    if (left == 0) return;
-    const int step = left == 1 ? 8 : left == 2 ? 4 : 2;
-    for (int p = panel_begin; p < panel_end; p += step) {
-        const int panels = panel_end - p < step ? panel_end - p : step;
-        tile_avx2_dispatch(left, panels, layer, x + (size_t)whole * K,
-                           labels == NULL ? NULL : labels + whole,
-                           layer->packed_weight + (size_t)p * K * V, p * V,
-                           (char *)y + (size_t)whole * y_row, y_dtype);
-    }
+    gp_forward_tiles(tile_avx2_dispatch, layer, x, rows, labels, y, y_dtype, panel_begin, panel_end);
 }
 
 /* uint8 pixels -> u / 127.5f - 1.0f, 8 at a time (a true divide: the same bits as numpy's). */

@@ -12,13 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The x86 SIMD paths need GCC/Clang function-level target attributes and <immintrin.h>. */
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/* The x86 SIMD paths need GCC/Clang function-level target attributes and <immintrin.h>.
+   Elsewhere (ARM64, ...) and with -DGP_PORTABLE_ONLY (make test-portable) their files compile
+   to nothing and the portable path is the only one. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(GP_PORTABLE_ONLY)
 #define GP_HAVE_X86 1
 #endif
 
 /* 1 when this CPU (and this build) can run `isa` (a gp_isa other than GP_ISA_AUTO). */
 int gp_isa_supported(int isa);
+
+/* The path gp_best_isa picks on a CPU with these features (each 0 or 1), in this build: the rule
+   alone, so that tests can ask what a CPU without AVX2 would get (the portable path). */
+int gp_isa_for_features(int avx512f, int avx2, int fma);
 
 /* 1 when a stack of `isa` may use the AVX2 helpers (latents, uint8 conversion, range checks):
    its own path is AVX2, or AVX-512, and every AVX-512 CPU has AVX2. */
@@ -35,7 +41,8 @@ static inline int gp_isa_has_avx2(int isa) {
 #define GP_IMAGE_MIN (-1.000001f)
 #define GP_IMAGE_MAX 1.000001f
 
-/* Outputs per packed panel (= floats per vector, the portable path mimics 8-wide vectors). */
+/* Outputs per packed panel (= floats per vector; the portable path's 8 are two 16-byte baseline
+   vectors, SSE2 or Advanced SIMD, as its compiler vectorizes them). */
 #define GP_PANEL_PORTABLE 8
 #define GP_PANEL_AVX2 8
 #define GP_PANEL_AVX512 16
@@ -70,6 +77,54 @@ static inline size_t gp_padded_width(const gp_layer *layer) {
 static inline const float *gp_row_bias(const gp_layer *layer, const int32_t *labels, int r) {
     return labels == NULL ? layer->bias
                           : layer->class_bias + (size_t)labels[r] * gp_padded_width(layer);
+}
+
+/* ---- the tile driver of the AVX2 and portable paths ----
+   Both run a layer as tiles of rows x panels, each shape a compile-time constant inside its
+   path's tile function: full tiles of 4 rows x 2 panels, panel-major (a pair of panels, 2 K V
+   floats, stays hot in cache across all row blocks), then the 1 to 3 rows left (a lone row is
+   batch 1) with more panels per tile (1 x 8, 2 x 4, 3 x 2), so that enough independent
+   accumulator chains hide the latency of each multiply-add. GP_TILE_SHAPES(X) lists every shape
+   the driver asks for, for the paths' dispatch switches. */
+#define GP_TILE_ROWS 4
+#define GP_TILE_PANELS 2
+#define GP_TILE_SHAPES(X) \
+    X(4, 1); X(4, 2); X(3, 1); X(3, 2); X(2, 1); X(2, 2); X(2, 3); X(2, 4); \
+    X(1, 1); X(1, 2); X(1, 3); X(1, 4); X(1, 5); X(1, 6); X(1, 7); X(1, 8)
+
+/* One tile: rows x panels panels of outputs from x (rows, K), the packed panels (panels, K, V)
+   starting at output column col, into y (rows, N); labels (rows) or NULL. */
+typedef void (*gp_tile_fn)(int rows, int panels, const gp_layer *layer, const float *x,
+                           const int32_t *labels, const float *packed, int col, void *y,
+                           int y_dtype);
+
+/* The panels [panel_begin, panel_end) of one layer over `rows` rows, tile by tile (see above). */
+static inline void gp_forward_tiles(gp_tile_fn tile, const gp_layer *layer,
+                                    const float *x /* (rows, K) */, int rows,
+                                    const int32_t *labels /* (rows) or NULL */,
+                                    void *y /* (rows, N) */, int y_dtype, int panel_begin,
+                                    int panel_end) {
+    const size_t K = (size_t)layer->in_width, N = (size_t)layer->out_width;
+    const size_t V = (size_t)layer->panel_width;
+    const size_t y_row = N * (y_dtype == GP_U8 ? 1 : sizeof(float)); /* bytes per output row */
+    const int whole = rows / GP_TILE_ROWS * GP_TILE_ROWS; /* rows in full tiles */
+    for (int p = panel_begin; p < panel_end && whole > 0; p += GP_TILE_PANELS) {
+        const int panels = panel_end - p < GP_TILE_PANELS ? panel_end - p : GP_TILE_PANELS;
+        const float *packed = layer->packed_weight + (size_t)p * K * V;
+        for (int r = 0; r < whole; r += GP_TILE_ROWS) {
+            tile(GP_TILE_ROWS, panels, layer, x + (size_t)r * K, labels == NULL ? NULL : labels + r,
+                 packed, p * (int)V, (char *)y + (size_t)r * y_row, y_dtype);
+        }
+    }
+    const int left = rows - whole;
+    if (left == 0) return;
+    const int step = left == 1 ? 8 : left == 2 ? 4 : 2;
+    for (int p = panel_begin; p < panel_end; p += step) {
+        const int panels = panel_end - p < step ? panel_end - p : step;
+        tile(left, panels, layer, x + (size_t)whole * K, labels == NULL ? NULL : labels + whole,
+             layer->packed_weight + (size_t)p * K * V, p * (int)V, (char *)y + (size_t)whole * y_row,
+             y_dtype);
+    }
 }
 
 /* y = act(x W^T + b) for one layer, rows >= 1, x and y row-major and contiguous, but only the

@@ -16,6 +16,7 @@
 #define _POSIX_C_SOURCE 200809L /* sysconf, clock_gettime */
 #include "dense_stack_internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -86,19 +87,35 @@ __attribute__((target("avx2,fma"))) static float fma_loop_avx2(int64_t iteration
 }
 #endif
 
-/* Portable: scalar floats, a multiply then an add (C11 does not contract them into an FMA, and
-   no -m flags are given). A best effort: it measures what plain C compiles to on this target
-   (the compiler may pack the chains into baseline SIMD such as SSE2), not the hardware's peak. */
+/* Portable: plain C, shaped as the portable path's hot loop is (dense_stack_portable.c): each
+   chain is GP_FMA_PORTABLE_LANES floats updated by a loop over its lanes, which the compiler
+   turns into the target's baseline vectors (SSE2 on x86-64, Advanced SIMD on ARM64) without any
+   -m flag. A multiply and an add per lane (C11 does not contract them), or one fmaf where the
+   target has a fast one (FP_FAST_FMAF), as the portable path does. So this is the ceiling of
+   what the portable path can reach on this machine, not the hardware's peak. */
+#define GP_FMA_PORTABLE_LANES 4
+#if defined(FP_FAST_FMAF)
+#define GP_PORTABLE_STEP(c) fmaf((c), m, a)
+#else
+#define GP_PORTABLE_STEP(c) ((c) * m + a)
+#endif
 static float fma_loop_portable(int64_t iterations) {
     const float m = GP_FMA_M, a = GP_FMA_A;
-    float c0 = 0.00f, c1 = 0.01f, c2 = 0.02f, c3 = 0.03f, c4 = 0.04f, c5 = 0.05f;
-    float c6 = 0.06f, c7 = 0.07f, c8 = 0.08f, c9 = 0.09f, c10 = 0.10f, c11 = 0.11f;
-#define GP_STEP_SCALAR(c) ((c) * m + a)
-    for (int64_t i = 0; i < iterations; i++) {
-        GP_FMA_BODY(GP_STEP_SCALAR);
+    float c[GP_FMA_CHAINS][GP_FMA_PORTABLE_LANES];
+    for (int chain = 0; chain < GP_FMA_CHAINS; chain++) {
+        for (int j = 0; j < GP_FMA_PORTABLE_LANES; j++) c[chain][j] = 0.01f * (float)chain + 0.001f * (float)j;
     }
-#undef GP_STEP_SCALAR
-    return ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7)) + ((c8 + c9) + (c10 + c11));
+    for (int64_t i = 0; i < iterations; i++) {
+#pragma GCC unroll 12
+        for (int chain = 0; chain < GP_FMA_CHAINS; chain++) {
+            for (int j = 0; j < GP_FMA_PORTABLE_LANES; j++) c[chain][j] = GP_PORTABLE_STEP(c[chain][j]);
+        }
+    }
+    float sum = 0.0f;
+    for (int chain = 0; chain < GP_FMA_CHAINS; chain++) {
+        for (int j = 0; j < GP_FMA_PORTABLE_LANES; j++) sum += c[chain][j];
+    }
+    return sum;
 }
 
 /* ---------------------------------------------------------------- ISA choice */
@@ -114,8 +131,10 @@ static gp_fma_loop_fn loop_for_isa(int isa, double *flops_per_iteration) {
         *flops_per_iteration = GP_FMA_CHAINS * 8 * 2;
         return fma_loop_avx2;
     }
+#else
+    (void)isa;
 #endif
-    *flops_per_iteration = GP_FMA_CHAINS * 2;
+    *flops_per_iteration = GP_FMA_CHAINS * GP_FMA_PORTABLE_LANES * 2;
     return fma_loop_portable;
 }
 

@@ -3,6 +3,7 @@
 
 import io
 import json
+import platform
 import re
 import shutil
 
@@ -117,10 +118,10 @@ def test_info_json_describes_model_quality_backends_and_cpu(capsys):
     if "c" in BACKENDS:
         from ganpack.backends.c_backend import kernel_isa
 
-        assert facts["cpu_features"] == {"c_kernel_isa": kernel_isa()}
+        assert facts["cpu_features"] == {"machine": platform.machine(), "c_kernel_isa": kernel_isa()}
         assert kernel_isa() in ("avx512", "avx2_fma", "portable")
     else:
-        assert facts["cpu_features"] == {"c_kernel": "not available"}
+        assert facts["cpu_features"] == {"machine": platform.machine(), "c_kernel": "not available"}
 
 
 def test_version(capsys):

@@ -75,11 +75,18 @@ def test_kernel_isa_is_reported():
 needs_make = pytest.mark.skipif(not (shutil.which("make") and shutil.which("gcc")), reason="needs make and gcc")
 
 
+AARCH64_TOOLS = ["aarch64-linux-gnu-gcc", "qemu-aarch64"]
+SUITE_TOOLS = {"valgrind-quick": ["valgrind"], "test-aarch64": AARCH64_TOOLS}
 C_SUITES = [
     "test",  # -Werror build, full grids
     "sanitize",  # AddressSanitizer + UndefinedBehaviorSanitizer, full grids
     "tsan",  # ThreadSanitizer over the worker threads and 8 callers on one stack
     pytest.param("valgrind-quick", marks=pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind")),
+    "test-portable",  # the x86 SIMD paths compiled out: the portable path alone, full grids
+    pytest.param("test-aarch64", marks=pytest.mark.skipif(
+        not all(shutil.which(tool) for tool in AARCH64_TOOLS),
+        reason="the ARM64 suite needs aarch64-linux-gnu-gcc and qemu-aarch64 (Debian's gcc-aarch64-linux-gnu "
+               "and qemu-user; .ci/run installs them)")),  # cross-built, run under qemu, trimmed grids
 ]
 
 
@@ -91,11 +98,11 @@ def c_suites(request, tmp_path_factory):
     for item in request.session.items:
         if item.module is request.module and getattr(item, "originalname", None) == "test_c_suite":
             target = item.callspec.params["target"]
-            tools = ["make", "gcc", *(["valgrind"] if target.startswith("valgrind") else [])]
+            tools = ["make", "gcc", *SUITE_TOOLS.get(target, [])]
             if not all(shutil.which(tool) for tool in tools):
                 continue  # the test skips
             source = tmp_path_factory.mktemp(target) / "csrc"
-            shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build"))
+            shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build", "build-*"))
             running[target] = subprocess.Popen(["make", "-C", str(source), target], stdout=subprocess.PIPE,
                                                stderr=subprocess.PIPE, text=True)
     yield running
@@ -111,3 +118,6 @@ def test_c_suite(c_suites, target):
     stdout, stderr = c_suites[target].communicate(timeout=600)
     assert c_suites[target].returncode == 0, stdout[-3000:] + stderr[-3000:]
     assert " 0 failed" in stdout
+    if target in ("test-portable", "test-aarch64"):  # the portable path ran, and alone
+        assert "dispatch: portable-only build, this CPU gets portable" in stdout
+        assert "[avx2_fma]" not in stdout and "[avx512]" not in stdout

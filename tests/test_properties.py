@@ -4,7 +4,8 @@ and alphas, random batch sizes and input layouts.
 - ONNX -> dense stack: any chain written as Gemm (either weight layout) or MatMul+Add converts to
   exactly the layers it was built from, and onnxruntime running the graph agrees with numpy.
 - The C kernel, on every instruction set this CPU has, agrees with numpy (float64) on any stack,
-  batch size and input layout: contiguous, strided views and misaligned buffers.
+  batch size and input layout: contiguous, strided views and misaligned buffers; and the
+  portable path alone does, on as many examples.
 """
 
 import numpy as np
@@ -122,11 +123,7 @@ def layouts(x: np.ndarray, how: str) -> np.ndarray:
     return x
 
 
-@PROPERTY
-@given(built=stacks(), batch=st.integers(0, 300), isa=st.sampled_from(ISAS), threads=st.sampled_from([1, 2, 3]),
-       layout=st.sampled_from(["contiguous", "strided", "fortran", "misaligned"]), seed=st.integers(0, 1000))
-@pytest.mark.slow
-def test_c_kernel_matches_numpy_on_any_stack_batch_and_layout(built, batch, isa, threads, layout, seed):
+def check_c_kernel(built, batch, isa, threads, layout, seed):
     stack, _ = built
     native = kernel.NativeStack(stack, isa, threads=threads)
     x = np.random.default_rng(seed).normal(size=(batch, stack.widths[0])).astype(np.float32)
@@ -136,3 +133,24 @@ def test_c_kernel_matches_numpy_on_any_stack_batch_and_layout(built, batch, isa,
             native.run(arranged)
         arranged = np.ascontiguousarray(arranged)  # what ganpack.Model does for the caller
     assert close(native.run(arranged), reference(stack, x))
+
+
+LAYOUTS = st.sampled_from(["contiguous", "strided", "fortran", "misaligned"])
+
+
+@PROPERTY
+@given(built=stacks(), batch=st.integers(0, 300), isa=st.sampled_from(ISAS), threads=st.sampled_from([1, 2, 3]),
+       layout=LAYOUTS, seed=st.integers(0, 1000))
+@pytest.mark.slow
+def test_c_kernel_matches_numpy_on_any_stack_batch_and_layout(built, batch, isa, threads, layout, seed):
+    check_c_kernel(built, batch, isa, threads, layout, seed)
+
+
+@PROPERTY
+@given(built=stacks(), batch=st.integers(0, 300), threads=st.sampled_from([1, 2, 3]), layout=LAYOUTS,
+       seed=st.integers(0, 1000))
+@pytest.mark.slow
+def test_portable_path_alone_matches_numpy(built, batch, threads, layout, seed):
+    """The portable path only (the forced-ISA switch), on every example: what ARM64 and any x86 CPU
+    without AVX2 run. The test above spreads its examples over every ISA this CPU has."""
+    check_c_kernel(built, batch, "portable", threads, layout, seed)

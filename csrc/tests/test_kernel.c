@@ -17,6 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack_kernel.h"
+#include "dense_stack_internal.h" /* gp_isa_for_features, gp_isa_supported */
 
 #include <float.h>
 #include <math.h>
@@ -1255,6 +1256,36 @@ static void test_conditional_api(test_counts *counts, rng *g) {
     free_conditional(&net);
 }
 
+/* The ISA rule: a CPU without AVX2 (or without FMA) gets the portable path, and AUTO follows
+   the rule. Built without the x86 paths (ARM64, -DGP_PORTABLE_ONLY), every CPU gets portable
+   and the x86 ISAs are refused. */
+static void test_dispatch(test_counts *counts) {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(GP_PORTABLE_ONLY)
+    const int x86 = 1;
+#else
+    const int x86 = 0;
+#endif
+    check(counts, gp_isa_for_features(0, 0, 0) == GP_ISA_PORTABLE, "no AVX2: portable");
+    check(counts, gp_isa_for_features(0, 1, 0) == GP_ISA_PORTABLE, "AVX2 without FMA: portable");
+    check(counts, gp_isa_for_features(0, 0, 1) == GP_ISA_PORTABLE, "FMA without AVX2: portable");
+    check(counts, gp_isa_for_features(0, 1, 1) == (x86 ? GP_ISA_AVX2_FMA : GP_ISA_PORTABLE),
+          "AVX2 + FMA");
+    check(counts, gp_isa_for_features(1, 1, 1) == (x86 ? GP_ISA_AVX512 : GP_ISA_PORTABLE),
+          "AVX-512");
+    check(counts, gp_isa_supported(GP_ISA_PORTABLE), "portable runs everywhere");
+    if (!x86) {
+        check(counts, gp_best_isa() == GP_ISA_PORTABLE, "portable-only build: best is portable");
+        gp_stack *stack = NULL;
+        const int widths[2] = {3, 2};
+        check(counts, gp_stack_create(1, widths, GP_ISA_AVX2_FMA, &stack) == GP_ERR_UNSUPPORTED_ISA &&
+                          gp_stack_create(1, widths, GP_ISA_AVX512, &stack) == GP_ERR_UNSUPPORTED_ISA &&
+                          stack == NULL,
+              "portable-only build: x86 ISAs refused");
+    }
+    printf("dispatch: %s build, this CPU gets %s\n", x86 ? "x86 SIMD" : "portable-only",
+           gp_isa_name(gp_best_isa()));
+}
+
 int main(void) {
     test_counts counts = {0, 0};
     rng g = {20240611u};
@@ -1263,6 +1294,7 @@ int main(void) {
     if (quick) printf("quick mode: trimmed grids\n");
     setvbuf(stdout, NULL, _IOLBF, 0); /* line by line, so a slow runner shows where it is */
     printf("best ISA on this CPU: %s\n", gp_isa_name(gp_best_isa()));
+    test_dispatch(&counts);
     test_api_errors(&counts);
     test_api_semantics(&counts, &g);
     test_activation_sweep(&counts);

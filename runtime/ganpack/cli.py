@@ -15,6 +15,7 @@ Everything that can be checked before the model loads is checked first.
 import argparse
 import json
 import os
+import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -257,11 +258,14 @@ def _classes(classes: dict[str, Any]) -> str:
 
 
 def _cpu_features() -> dict[str, str]:
+    """The machine (x86_64, aarch64, ...) and the kernel path it runs: avx512, avx2_fma, or
+    portable (plain C, vectorized by the compiler: every CPU without AVX2, ARM64 included)."""
+    machine = platform.machine() or "unknown"
     try:
         from ganpack.backends.c_backend import kernel_isa
     except ImportError:
-        return {"c_kernel": "not available"}
-    return {"c_kernel_isa": kernel_isa()}
+        return {"machine": machine, "c_kernel": "not available"}
+    return {"machine": machine, "c_kernel_isa": kernel_isa()}
 
 
 def _number(value: Any) -> str:
