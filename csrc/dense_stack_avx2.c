@@ -10,7 +10,7 @@
 #include <immintrin.h>
 
 #define V GP_PANEL_AVX2
-#define MAX_ROWS GP_TILE_ROWS
+#define MAX_ROWS 4
 #define MAX_TILE_PANELS 8 /* panels of a short tile: 1 row x 8, 2 x 4, 3 x 2 (gp_forward_tiles) */
 #define GP_AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
@@ -165,7 +165,8 @@ __attribute__((target("avx2,fma")))
 void gp_layer_forward_avx2(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
                            const int32_t *labels /* (rows) or NULL */,
                            void *y /* (rows, N) */, int y_dtype, int panel_begin, int panel_end) {
-    gp_forward_tiles(tile_avx2_dispatch, layer, x, rows, labels, y, y_dtype, panel_begin, panel_end);
+    gp_forward_tiles(tile_avx2_dispatch, 4, 2, layer, x, rows, labels, y, y_dtype, panel_begin,
+                     panel_end);
 }
 
 /* uint8 pixels -> u / 127.5f - 1.0f, 8 at a time (a true divide: the same bits as numpy's). */

@@ -11,8 +11,9 @@
  * - A tile is ROWS x PANELS panels of V columns with both counts compile-time constants at every
  *   call (a dispatch switch, as in the AVX2 path), so the accumulators are a fixed-size array the
  *   compiler keeps in vector registers, and a lone row takes 8 panels: 16 independent chains.
- * - Bias, activation and the store work on the tile's accumulators with branch-free loops (the
- *   exp behind tanh and sigmoid included), so they vectorize too.
+ * - Bias, activation and the store work on the tile's accumulators with branch-free loops, so
+ *   they vectorize too. tanh is the AVX2 path's rational form (no exp: it halved the cost of the
+ *   generator's last layer's epilogue here too), sigmoid 1 / (1 + exp(-x)) with the shared exp.
  *
  * Where the target has a fast fused multiply-add (ARM64: FP_FAST_FMAF), each step is one fmaf,
  * which the vectorizer turns into a vector FMA; elsewhere (x86-64's baseline has none) it is a
@@ -25,9 +26,21 @@
 #include <string.h>
 
 #define V GP_PANEL_PORTABLE
-#define MAX_ROWS GP_TILE_ROWS
+#define MAX_ROWS 4
 #define MAX_TILE_PANELS 8 /* of a short tile: 1 row x 8 (gp_forward_tiles) */
 
+/* Full tiles: their accumulators (2 vectors of 4 floats per row and panel, at the 16-byte
+   vectors every baseline has) and the weights in flight must fit the vector registers. ARM64
+   has 32: 4 rows x 2 panels (16 accumulators). x86-64 (and anything else) has 16: 2 rows x 3
+   panels (12), which measured 15% faster there than 4 x 2 (whose accumulators spill) and than
+   4 x 1 or 1 x 6; see csrc/README.md. */
+#if defined(__aarch64__)
+#define FULL_ROWS 4
+#define FULL_PANELS 2
+#else
+#define FULL_ROWS 2
+#define FULL_PANELS 3
+#endif
 
 #if defined(__GNUC__)
 #define GP_PORTABLE_INLINE static inline __attribute__((always_inline))
@@ -76,21 +89,25 @@ GP_PORTABLE_INLINE void exp_lanes(float *v /* (V) */) {
     for (int j = 0; j < V; j++) v[j] = p[j] * scale[j];
 }
 
-/* tanh of V lanes in place: the odd Taylor series below GP_TANH_SMALL, else
-   1 - 2 / (exp(2|x|) + 1), both computed for every lane and one selected. */
+/* tanh of V lanes in place: the rational form of dense_stack_internal.h (the AVX2 path's), a
+   multiply and an add per Horner step where the target has no fast FMA. */
 GP_PORTABLE_INLINE void tanh_lanes(float *v /* (V) */) {
-    float ax[V], e[V], small[V], large[V];
-    for (int j = 0; j < V; j++) ax[j] = fabsf(v[j]);
-    for (int j = 0; j < V; j++) e[j] = ax[j] < GP_TANH_CLAMP ? ax[j] : GP_TANH_CLAMP;
-    for (int j = 0; j < V; j++) e[j] = 2.0f * e[j];
-    exp_lanes(e);
+    float a[V], t[V];
+    for (int j = 0; j < V; j++) a[j] = fabsf(v[j]);
+    for (int j = 0; j < V; j++) a[j] = a[j] < GP_TANH_R_CLAMP ? a[j] : GP_TANH_R_CLAMP;
     for (int j = 0; j < V; j++) {
-        const float x2 = ax[j] * ax[j];
-        small[j] = ax[j] + ax[j] * x2 * (GP_TANH_C3 + x2 * (GP_TANH_C5 + x2 * GP_TANH_C7));
-        large[j] = 1.0f - 2.0f / (e[j] + 1.0f);
+        const float s = a[j] * a[j];
+        float p = GP_MADD(GP_TANH_P4, s, GP_TANH_P3), q = GP_MADD(GP_TANH_Q4, s, GP_TANH_Q3);
+        p = GP_MADD(p, s, GP_TANH_P2);
+        q = GP_MADD(q, s, GP_TANH_Q2);
+        p = GP_MADD(p, s, GP_TANH_P1);
+        q = GP_MADD(q, s, GP_TANH_Q1);
+        p = GP_MADD(p, s, 1.0f);
+        q = GP_MADD(q, s, 1.0f);
+        t[j] = (a[j] * p) / q;
     }
-    for (int j = 0; j < V; j++) e[j] = ax[j] < GP_TANH_SMALL ? small[j] : large[j];
-    for (int j = 0; j < V; j++) v[j] = copysignf(e[j], v[j]);
+    for (int j = 0; j < V; j++) t[j] = t[j] < 1.0f ? t[j] : 1.0f;
+    for (int j = 0; j < V; j++) v[j] = copysignf(t[j], v[j]);
 }
 
 GP_PORTABLE_INLINE void sigmoid_lanes(float *v /* (V) */) {
@@ -127,7 +144,9 @@ GP_PORTABLE_INLINE void store_u8_lanes(unsigned char *dst, const float *v /* (V)
         const float low = s[j] > 0.0f ? s[j] : 0.0f; /* NaN -> 0 */
         s[j] = low < 255.0f ? low : 255.0f;
     }
-    for (int j = 0; j < V; j++) bytes[j] = (unsigned char)(int32_t)((s[j] + 0x1p23f) - 0x1p23f);
+    int32_t level[V];
+    for (int j = 0; j < V; j++) level[j] = (int32_t)((s[j] + 0x1p23f) - 0x1p23f);
+    for (int j = 0; j < V; j++) bytes[j] = (unsigned char)level[j];
     if (n_valid == V) memcpy(dst, bytes, sizeof bytes);
     else for (int j = 0; j < n_valid; j++) dst[j] = bytes[j];
 }
@@ -196,8 +215,8 @@ void gp_layer_forward_portable(const gp_layer *layer, const float *x /* (rows, K
                                const int32_t *labels /* (rows) or NULL */,
                                void *y /* (rows, N) */, int y_dtype, int panel_begin,
                                int panel_end) {
-    gp_forward_tiles(tile_portable_dispatch, layer, x, rows, labels, y, y_dtype, panel_begin,
-                     panel_end);
+    gp_forward_tiles(tile_portable_dispatch, FULL_ROWS, FULL_PANELS, layer, x, rows, labels, y,
+                     y_dtype, panel_begin, panel_end);
 }
 
 void gp_u8_to_f32_portable(const unsigned char *u /* (count) */, size_t count,

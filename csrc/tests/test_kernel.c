@@ -1286,6 +1286,33 @@ static void test_dispatch(test_counts *counts) {
            gp_isa_name(gp_best_isa()));
 }
 
+/* gp_latents against values of the numpy reference (runtime/ganpack/latents.py), bit for bit:
+   draw_numpy(0x0123456789ABCDEF, 2**33 + 5, 2, 37, distribution, 1.0, 0.0) viewed as uint32, at
+   flat indices 0, 1, 9, 10, 36, 37, 50, 73. The other tests compare the paths with each other;
+   this pins whichever path this machine runs (the only one on ARM64) to the reference. */
+static void test_latent_known_answers(test_counts *counts) {
+    static const int AT[8] = {0, 1, 9, 10, 36, 37, 50, 73};
+    static const uint32_t WANT[2][8] = {
+        {0xbfd69558u, 0x3ec7297cu, 0xbe07febfu, 0xbeb57b5cu, 0xbf924843u, 0xbef71d0fu, 0xbd54db21u, 0xbf9b3c26u},
+        {0x3e6be844u, 0x3f565247u, 0x3f782996u, 0x3f087d57u, 0x3f5a1768u, 0x3f6209a7u, 0x3f5f2ee5u, 0x3f3379e8u},
+    };
+    for (int dist = 0; dist < 2; dist++) {
+        float z[2 * 37];
+        int mismatches = gp_latents(0x0123456789ABCDEFull, ((int64_t)1 << 33) + 5, 2, 37, dist, 1.0f,
+                                    0.0f, z) != GP_OK;
+        for (int i = 0; i < 8; i++) {
+            uint32_t bits;
+            memcpy(&bits, &z[AT[i]], sizeof bits);
+            mismatches += bits != WANT[dist][i];
+        }
+        char what[96];
+        snprintf(what, sizeof what, "latents known answers (%s, %s path): %d mismatches",
+                 dist == GP_LATENT_NORMAL ? "normal" : "uniform",
+                 gp_isa_has_avx2(gp_best_isa()) ? "avx2" : "portable", mismatches);
+        check(counts, mismatches == 0, what);
+    }
+}
+
 int main(void) {
     test_counts counts = {0, 0};
     rng g = {20240611u};
@@ -1295,6 +1322,7 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* line by line, so a slow runner shows where it is */
     printf("best ISA on this CPU: %s\n", gp_isa_name(gp_best_isa()));
     test_dispatch(&counts);
+    test_latent_known_answers(&counts);
     test_api_errors(&counts);
     test_api_semantics(&counts, &g);
     test_activation_sweep(&counts);
