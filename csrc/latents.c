@@ -116,10 +116,13 @@ static void normal_lanes(const uint32_t radius_word[LANES], const uint32_t angle
     }
     memcpy(c, c_bits, sizeof c);
     memcpy(s, s_bits, sizeof s);
+    float ra[LANES], rb[LANES]; /* locals, so that no alias check stands in the way */
     for (int l = 0; l < LANES; l++) {
-        a[l] = radius[l] * c[l];
-        b[l] = radius[l] * s[l];
+        ra[l] = radius[l] * c[l];
+        rb[l] = radius[l] * s[l];
     }
+    memcpy(a, ra, sizeof ra);
+    memcpy(b, rb, sizeof rb);
 }
 
 /* ---------------------------------------------------------------- rows */
@@ -154,7 +157,11 @@ void gp_latents_portable(uint64_t seed, int64_t first_row, int rows, int dim, in
             for (int w = 0; w < 4; w++) {
                 const int j0 = w * blocks + first;
                 const int count = dim - j0 < n ? dim - j0 : n;
-                for (int l = 0; l < count; l++) out[j0 + l] = value[w][l] * scale + offset;
+                if (count == LANES) { /* a fixed trip count: vector code on every target */
+                    for (int l = 0; l < LANES; l++) out[j0 + l] = value[w][l] * scale + offset;
+                } else {
+                    for (int l = 0; l < count; l++) out[j0 + l] = value[w][l] * scale + offset;
+                }
             }
         }
     }
