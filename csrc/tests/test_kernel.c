@@ -17,7 +17,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack_kernel.h"
-#include "dense_stack_internal.h" /* gp_isa_for_features, gp_isa_supported */
+#include "dense_stack_internal.h" /* gp_isa_for_features, gp_isa_supported, GP_HAVE_X86 */
 
 #include <float.h>
 #include <math.h>
@@ -1260,7 +1260,7 @@ static void test_conditional_api(test_counts *counts, rng *g) {
    the rule. Built without the x86 paths (ARM64, -DGP_PORTABLE_ONLY), every CPU gets portable
    and the x86 ISAs are refused. */
 static void test_dispatch(test_counts *counts) {
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(GP_PORTABLE_ONLY)
+#ifdef GP_HAVE_X86 /* dense_stack_internal.h's own condition for building the x86 paths */
     const int x86 = 1;
 #else
     const int x86 = 0;
