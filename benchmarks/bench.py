@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py [--model DIR] [--backends c,onnxruntime,...] [--batch-sizes 1,8,64]
                                [--networks generator,discriminator] [--paths sample,generate,score]
-                               [--quick] [--out DIR]
+                               [--precision fp32,bf16,int8] [--quick] [--out DIR]
 
 Two kinds of rows. Float kernels (--networks): generate(z, output="float", out=buf) and
 score(float images), per backend, with PyTorch eager as the GEMM-library reference. What users
@@ -10,6 +10,13 @@ call (--paths): sample(n, seed) and generate(z) with uint8 pixels out, score(uin
 ganpack backend (c, onnxruntime, numpy), next to "plain onnxruntime", the same work written with
 numpy and onnxruntime alone (measure.plain_onnxruntime). FLOP/s are set against the machine's
 measured FMA ceiling (machine.fma_ceiling).
+
+--precision picks the rows by the precision of their weights. fp32: every backend named, as
+above. bf16: "c-bf16" and "numpy-bf16", ganpack.load(..., precision="bf16") on those backends,
+in both kinds of rows. int8: "onnxruntime-int8" when onnxruntime is named, the plain baseline on
+the networks quantized to int8 on the fly (measure.int8_model), in both kinds of rows. Every row
+is compared with the float32 reference, and the report adds a precision table: the generator's
+samples/s, the ratio to c at fp32, and how far the outputs move from float32.
 
 Each (backend, network or path) is measured in its own process (see measure.py). Prints a
 markdown report and writes bench.json (every figure, the machine, library versions) and bench.png
@@ -26,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,10 +46,31 @@ from measure import END_TO_END, FLOAT_KERNELS  # noqa: E402
 from report import add_ratios, markdown, output_folder, plot, write_json  # noqa: E402
 
 ALL_BACKENDS = ["c", "onnxruntime", "onnxruntime-tuned", "numpy", "torch"]
-END_TO_END_BACKENDS = ["c", "onnxruntime", "numpy"]  # + "plain-onnxruntime" wherever onnxruntime is
+END_TO_END_BACKENDS = ["c", "c-bf16", "onnxruntime", "numpy", "numpy-bf16"]  # + the plain baselines
+PRECISIONS = ["fp32", "bf16", "int8"]
+REDUCED_ROWS = {  # precision -> {backend named in --backends: its row at that precision}
+    "bf16": {"c": "c-bf16", "numpy": "numpy-bf16"},
+    "int8": {"onnxruntime": "onnxruntime-int8"},
+}
+REDUCED_OF = {row: (backend, precision) for precision, by_backend in REDUCED_ROWS.items()
+              for backend, row in by_backend.items()}  # "c-bf16" -> ("c", "bf16")
 QUICK_BATCH_SIZES = [1, 64]
 MAX_BATCH = 1 << 16  # the reference arrays of a batch take about 10 kB a sample
 LOCAL_RESULTS = HERE / "results" / "local"  # git-ignored: a fresh folder per run
+
+
+def rows(backends: list[str], precisions: list[str]) -> list[str]:
+    """Each backend named, at each precision asked for that it runs at, in the order named."""
+    found = []
+    for backend in backends:
+        if "fp32" in precisions:
+            found.append(backend)
+        found += [REDUCED_ROWS[p][backend] for p in ("bf16", "int8") if p in precisions and backend in REDUCED_ROWS[p]]
+    return found
+
+
+def precision_of(row: str) -> str:
+    return REDUCED_OF.get(row, (row, "fp32"))[1]  # torch and plain-onnxruntime too: float32
 
 
 def available(requested: list[str]) -> list[str]:
@@ -52,12 +81,16 @@ def available(requested: list[str]) -> list[str]:
     have = set(ganpack.available_backends())
     names = []
     for name in requested:
-        needs = {"onnxruntime-tuned": "onnxruntime"}.get(name, name)
+        backend, precision = REDUCED_OF.get(name, (name, "fp32"))
+        needs = {"onnxruntime-tuned": "onnxruntime"}.get(backend, backend)
         ok = importlib.util.find_spec("torch") is not None if name == "torch" else needs in have
+        why = "not available here"
+        if ok and precision == "int8" and importlib.util.find_spec("onnx") is None:
+            ok, why = False, "onnxruntime.quantization needs the onnx package"
         if ok:
             names.append(name)
         else:
-            print(f"skipping backend {name}: not available here", file=sys.stderr)
+            print(f"skipping backend {name}: {why}", file=sys.stderr)
     return names
 
 
@@ -114,9 +147,13 @@ def usage_error(args) -> str | None:
     for item in args.batch_sizes.split(","):
         if not (item.strip().isdecimal() and 0 < int(item) <= MAX_BATCH):
             return f"--batch-sizes takes positive integers up to {MAX_BATCH} separated by commas, got {item!r}"
+    for name in filter(lambda name: name in REDUCED_OF, args.backends.split(",")):
+        backend, precision = REDUCED_OF[name]
+        return f"--backends: {name!r} is {backend} at {precision}: name {backend} here and {precision} in --precision"
     for option, given, known in (("--backends", args.backends, ALL_BACKENDS),
                                  ("--networks", args.networks, FLOAT_KERNELS),
-                                 ("--paths", args.paths, END_TO_END)):
+                                 ("--paths", args.paths, END_TO_END),
+                                 ("--precision", args.precision, PRECISIONS)):
         for name in filter(None, given.split(",")):
             if name not in known:
                 return f"{option}: unknown {name!r}; choose from {','.join(known)}"
@@ -124,6 +161,10 @@ def usage_error(args) -> str | None:
         return f"--model: no such file or folder: {args.model}"
     if not any(name.strip() for name in args.backends.split(",")):
         return "--backends: name at least one backend"
+    if not any(name.strip() for name in args.precision.split(",")):
+        return f"--precision: name at least one of {','.join(PRECISIONS)}"
+    if not rows(args.backends.split(","), args.precision.split(",")):
+        return f"--precision: none of {args.backends} runs at {args.precision}"
     if not (args.seconds > 0 and math.isfinite(args.seconds)):
         return f"--seconds must be positive and finite, got {args.seconds}"
     if args.flops_per_cycle < 0:
@@ -132,11 +173,13 @@ def usage_error(args) -> str | None:
 
 
 def jobs(networks, paths, backends) -> list[tuple[str, str, str]]:
-    """(section, network or path, backend) for every process to run, in order."""
+    """(section, network or path, backend) for every process to run, in order. backends: rows()."""
     found = [("networks", network, backend) for network in networks for backend in backends]
     end_to_end = [b for b in END_TO_END_BACKENDS if b in backends]
     if "onnxruntime" in backends:
         end_to_end.append("plain-onnxruntime")
+    if "onnxruntime-int8" in backends:
+        end_to_end.append("onnxruntime-int8")
     return found + [("paths", path, backend) for path in paths for backend in end_to_end]
 
 
@@ -159,6 +202,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-sizes", default="1,8,64,512,4096")
     parser.add_argument("--networks", default=",".join(FLOAT_KERNELS), help="float-kernel rows ('' for none)")
     parser.add_argument("--paths", default=",".join(END_TO_END), help="what-users-call rows ('' for none)")
+    parser.add_argument("--precision", default=",".join(PRECISIONS),
+                        help="rows by weight precision: fp32 (every backend), bf16 (c, numpy), int8 (onnxruntime, "
+                             "quantized on the fly)")
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes: checks the script runs")
     parser.add_argument("--seconds", type=float, default=1.0, help="minimum timed seconds per setting")
     parser.add_argument("--flops-per-cycle", type=int, default=0, help="override the per-core fp32 ISA peak guess")
@@ -182,7 +228,7 @@ def main(argv=None) -> int:
     model_dir = str(model.path)
     batch_sizes = QUICK_BATCH_SIZES if args.quick else [int(b) for b in args.batch_sizes.split(",")]
     networks, paths = list(filter(None, args.networks.split(","))), list(filter(None, args.paths.split(",")))
-    backends = available(list(filter(None, args.backends.split(","))))
+    backends = available(rows(list(filter(None, args.backends.split(","))), args.precision.split(",")))
     if not backends:
         print(f"bench.py: error: --backends: none of {args.backends} is available here", file=sys.stderr)
         return 2
@@ -200,9 +246,11 @@ def main(argv=None) -> int:
                                     ("discriminator", model.manifest.discriminator))}
     shown_model = args.model or "the default model inside ganpack"  # never a path of this machine
     print("measuring the FMA ceiling ...", file=sys.stderr)
-    results = {"model": shown_model, "batch_sizes": batch_sizes, "flops_per_sample": flops,
-               "machine": machine(cpu, per_cycle, basis, 0.02 if args.quick else 0.5),
-               "versions": versions(), "networks": {n: {} for n in networks}, "paths": {p: {} for p in paths}}
+    results: dict[str, Any] = {
+        "model": shown_model, "batch_sizes": batch_sizes, "flops_per_sample": flops,
+        "machine": machine(cpu, per_cycle, basis, 0.02 if args.quick else 0.5),
+        "versions": versions(), "networks": {n: {} for n in networks}, "paths": {p: {} for p in paths},
+        "precisions": {}}  # row -> the precision of its weights
     with tempfile.TemporaryDirectory() as scratch:
         reference_path = Path(scratch) / "references.npz"
         results["reference"] = references(model_dir, batch_sizes, reference_path)
@@ -217,6 +265,7 @@ def main(argv=None) -> int:
                 print(done.stderr, file=sys.stderr)
                 return 1
             results[section][name][backend] = json.loads(done.stdout)
+            results["precisions"][backend] = precision_of(backend)
     add_ratios(results)
     print(markdown(results))
     write_json(results, out_dir / "bench.json")

@@ -9,22 +9,34 @@ Paths: "generator" and "discriminator" time the float kernels (float32 in, float
 preallocated buffer); "sample", "generate" and "score" time what users call (uint8 pixels out
 of the generator, uint8 pixels into the discriminator). Backend "plain-onnxruntime" is the
 baseline without ganpack: the code a user writes with numpy and onnxruntime alone.
+
+Reduced precision: "c-bf16" and "numpy-bf16" are ganpack.load(..., precision="bf16") (weights
+rounded to bfloat16, math in float32), called exactly like the float32 rows. "onnxruntime-int8"
+is the plain baseline on the package's networks quantized on the fly (int8 weights, activations
+quantized per call: onnxruntime.quantization.quantize_dynamic) into a temporary folder that is
+gone before the first timed call; its float-kernel rows return a new array, like "torch".
+Every row is compared with the float32 reference.
 """
 
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ganpack.contract import IDENTITY, IMAGE_SHAPE, LEAKY_RELU, RELU, SIGMOID, TANH
 
-BACKEND_SETTINGS = {  # bench name -> (ganpack backend, threads)
-    "c": ("c", None),
-    "onnxruntime": ("onnxruntime", None),
-    "onnxruntime-tuned": ("onnxruntime", 1),  # one thread, spinning off
-    "numpy": ("numpy", None),
+BACKEND_SETTINGS = {  # bench name -> (ganpack backend, threads, precision)
+    "c": ("c", None, "fp32"),
+    "c-bf16": ("c", None, "bf16"),
+    "onnxruntime": ("onnxruntime", None, "fp32"),
+    "onnxruntime-tuned": ("onnxruntime", 1, "fp32"),  # one thread, spinning off
+    "numpy": ("numpy", None, "fp32"),
+    "numpy-bf16": ("numpy", None, "bf16"),
 }
+PLAIN_BASELINES = ("plain-onnxruntime", "onnxruntime-int8")  # numpy + onnxruntime, no ganpack
 FLOAT_KERNELS = ("generator", "discriminator")
 END_TO_END = ("sample", "generate", "score")
 
@@ -82,13 +94,43 @@ def plain_from_uint8(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) / np.float32(127.5) - 1
 
 
-def plain_onnxruntime(model, path: str):
-    """One call of `path` as plain numpy + onnxruntime code, (batch, seed, inputs) -> output."""
+def network_file(model, network: str) -> Path:
+    """The package's ONNX file of `network` ("generator" or "discriminator")."""
+    return model.folder / getattr(model.manifest, network).file
+
+
+def int8_model(source: Path, folder: Path) -> Path:
+    """`source` with int8 weights (per-call int8 activations: MatMulInteger), written into `folder`.
+    Pre-processed first (ONNX shape inference; the symbolic pass, which needs sympy, is of no use
+    on fixed-width dense layers), as quantize_dynamic asks, else it logs a warning on every run."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared, quantized = folder / f"{source.stem}.prepared.onnx", folder / f"{source.stem}.int8.onnx"
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    quantize_dynamic(prepared, quantized, weight_type=QuantType.QInt8)
+    return quantized
+
+
+def plain_float_kernel(file: Path, network: str):
+    """The float kernel as plain onnxruntime code: float32 in, a new float32 array out."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(file))
+    input_name, output_name = session.get_inputs()[0].name, session.get_outputs()[0].name
+    if network == "generator":
+        return lambda z: session.run([output_name], {input_name: z})[0]  # (batch, 784)
+    return lambda images: session.run([output_name], {input_name: images})[0][:, 0]  # (batch,)
+
+
+def plain_onnxruntime(model, path: str, file: Path | None = None):
+    """One call of `path` as plain numpy + onnxruntime code, (batch, seed, inputs) -> output.
+    file: the ONNX file of the path's network (default: the package's)."""
     import onnxruntime
 
     latent_dim = model.latent_dim
     if path in ("sample", "generate"):
-        session = onnxruntime.InferenceSession(str(model.folder / model.manifest.generator.file))
+        session = onnxruntime.InferenceSession(str(file or network_file(model, "generator")))
         z_name = session.get_inputs()[0].name
 
         def generate(z):
@@ -99,7 +141,7 @@ def plain_onnxruntime(model, path: str):
             return lambda batch, seed, inputs: generate(inputs)
         return lambda batch, seed, inputs: generate(
             np.random.default_rng(seed).standard_normal((batch, latent_dim), dtype=np.float32))
-    session = onnxruntime.InferenceSession(str(model.folder / model.manifest.discriminator.file))
+    session = onnxruntime.InferenceSession(str(file or network_file(model, "discriminator")))
     image_name, probability_name = session.get_inputs()[0].name, next(iter(model.manifest.discriminator.outputs))
 
     def score(images):
@@ -122,9 +164,9 @@ def difference(produced: np.ndarray, reference: np.ndarray) -> dict:
 
 def calls_for(path: str, backend: str, model, runner, batch: int, references: dict):
     """(call, produce) for one batch size: `call` is what is timed, `produce` gives its output.
-    runner: the PyTorch network (backend "torch") or the baseline's call ("plain-onnxruntime")."""
+    runner: the PyTorch network (backend "torch"), or a plain baseline's float kernel or call."""
     seed = batch
-    if backend == "plain-onnxruntime":
+    if backend in PLAIN_BASELINES and path in END_TO_END:
         inputs = {"sample": None, "generate": references.get(f"latents_{batch}"),
                   "score": references.get(f"uint8_{batch}")}[path]
         call = lambda: runner(batch, seed, inputs)  # noqa: E731
@@ -151,12 +193,13 @@ def calls_for(path: str, backend: str, model, runner, batch: int, references: di
 
 
 def reference_key(path: str, backend: str, batch: int) -> str:
-    """Which reference array a row is compared with (see bench.references)."""
+    """Which reference array a row is compared with (see bench.references): always float32; the
+    plain baselines' sample draws its own latents, so its pixels are held to those latents'."""
     if path in FLOAT_KERNELS:
         return f"{path}_{batch}"
     if path == "score":
         return f"score_{batch}"
-    return f"plain_uint8_{batch}" if backend == "plain-onnxruntime" and path == "sample" else f"uint8_{batch}"
+    return f"plain_uint8_{batch}" if backend in PLAIN_BASELINES and path == "sample" else f"uint8_{batch}"
 
 
 def measure(spec: dict) -> dict:
@@ -167,11 +210,18 @@ def measure(spec: dict) -> dict:
     runner = None
     if backend == "torch":
         runner = torch_caller(model, path)
-    elif backend == "plain-onnxruntime":
-        runner = plain_onnxruntime(model, path)
+    elif backend in PLAIN_BASELINES:
+        network = "discriminator" if path in ("discriminator", "score") else "generator"
+        with tempfile.TemporaryDirectory() as scratch:  # the sessions hold the int8 model in memory
+            file = network_file(model, network)
+            if backend == "onnxruntime-int8":
+                file = int8_model(file, Path(scratch))
+            runner = (plain_float_kernel(file, network) if path in FLOAT_KERNELS
+                      else plain_onnxruntime(model, path, file))
     else:
-        name, threads = BACKEND_SETTINGS[backend]
-        model = ganpack.load(spec["model"], backend=name, threads=threads)
+        name, threads, precision = BACKEND_SETTINGS[backend]
+        at_precision = {} if precision == "fp32" else {"precision": precision}  # fp32: the call users make today
+        model = ganpack.load(spec["model"], backend=name, threads=threads, **at_precision)
     references = dict(np.load(spec["references"]))
     results = {}
     for batch in spec["batch_sizes"]:

@@ -12,16 +12,26 @@ FLOAT_KERNEL_OF = {"sample": "generator", "generate": "generator", "score": "dis
 TARGET_VS_PLAIN = 3.0
 TARGET_VS_FLOAT_KERNEL = 0.9
 TARGET_FLOAT_KERNEL_BATCH = "4096"
+PRECISION_TABLE = ("c", "c-bf16", "numpy", "numpy-bf16", "onnxruntime", "onnxruntime-int8")  # the rows it shows
+
+
+def c_kernel_row(results: dict, backend: str) -> str:
+    """The C float-kernel row a path row is held to: C at the row's precision where it was measured
+    (bf16 rows: "c-bf16"), else C at float32 (the float32 rows, the plain baselines, int8)."""
+    precision = results["precisions"].get(backend, "fp32")
+    return "c" if precision == "fp32" else f"c-{precision}"
 
 
 def add_ratios(results: dict) -> None:
-    """results["ratios"]: per path, backend and batch, samples/s over plain onnxruntime's on the same
-    path, and over the C float kernel's on the path's network; results["targets"]: the issue's."""
+    """results["ratios"]: per path, backend and batch, samples/s over plain onnxruntime's (float32)
+    on the same path, and over the C float kernel's on the path's network (c_kernel_row);
+    results["targets"]: the issue's."""
     vs_plain, vs_float = {}, {}
     for path, by_backend in results["paths"].items():
         plain = by_backend.get(PLAIN, {})
-        kernel = results["networks"].get(FLOAT_KERNEL_OF[path], {}).get("c", {})
+        kernels = results["networks"].get(FLOAT_KERNEL_OF[path], {})
         for backend, by_batch in by_backend.items():
+            kernel = kernels.get(c_kernel_row(results, backend)) or kernels.get("c", {})
             for batch, row in by_batch.items():
                 if batch in plain:
                     vs_plain.setdefault(path, {}).setdefault(backend, {})[batch] = \
@@ -56,8 +66,40 @@ def _agreement(row: dict) -> str:
     return f"{row['max_abs_diff']:.1e} abs"
 
 
+def precision_table(results: dict) -> list[str]:
+    """The generator at each precision: samples/s of its float kernel (else of generate(), else of
+    sample()), over c at float32's, the float32 distance of its floats and of its uint8 pixels."""
+    kernel, paths, precisions = results["networks"].get("generator", {}), results["paths"], results["precisions"]
+    pixels = paths.get("generate") or paths.get("sample") or {}
+    sources = (("generator float kernel", kernel), ("generate()", paths.get("generate")),
+               ("sample()", paths.get("sample")))
+    measured = [(name, rows) for name, rows in sources if rows]
+    if not measured or set(precisions.values()) <= {"fp32"}:
+        return []
+    source, speeds = measured[0]
+    lines = ["### precision: the generator's weights at fp32, bf16 and int8", "",
+             f"| backend | precision | batch | samples/s ({source}) | vs c fp32 | max abs diff | pixels changed |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for backend in filter(lambda name: name in speeds, PRECISION_TABLE):
+        for batch, row in speeds[backend].items():
+            c_row = speeds.get("c", {}).get(batch)
+            ratio = row["samples_per_s"] / c_row["samples_per_s"] if c_row else None
+            floats, uint8 = kernel.get(backend, {}).get(batch), pixels.get(backend, {}).get(batch)
+            lines.append(f"| {backend} | {precisions[backend]} | {batch} | "
+                         f"{row['samples_per_s']:,.0f} | {_ratio(ratio)} | "
+                         f"{'–' if floats is None else format(floats['max_abs_diff'], '.1e')} | "
+                         f"{'–' if uint8 is None else format(100 * uint8['pixels_differing'], '.2f') + '%'} |")
+    lines += ["", "max abs diff: the generator's floats against the float32 reference; pixels changed: the share "
+                  "of generate()'s uint8 pixels (else sample()'s) that differ from the float32 reference's. bf16: "
+                  "ganpack.load(..., precision=\"bf16\"), weights rounded to bfloat16, float32 math; int8: plain "
+                  "onnxruntime on the networks through onnxruntime.quantization.quantize_dynamic (QInt8 weights).",
+              ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
-    """One table per network (float kernels), then one for what users call, then the targets."""
+    """One table per network (float kernels), then one for what users call, the targets, then the
+    precision table (where a row ran below float32)."""
     ceiling = results["machine"]["ceiling"]
     lines = []
     for network, by_backend in results["networks"].items():
@@ -98,8 +140,10 @@ def markdown(results: dict) -> str:
                       f"{TARGET_FLOAT_KERNEL_BATCH}: {_met(versus_kernel['met'])} ({_ratio(versus_kernel['ratio'])}).",
                   "plain onnxruntime: numpy default_rng(seed).standard_normal latents, an InferenceSession with "
                   "default options, np.clip(np.rint((x + 1) * 127.5), 0, 255).astype(np.uint8); score: "
-                  "x.astype(float32) / 127.5 - 1. vs C float kernel: samples/s over the c backend's float "
-                  "rows of the same network and batch.", ""]
+                  "x.astype(float32) / 127.5 - 1; onnxruntime-int8: the same code on the networks quantized to "
+                  "int8. vs C float kernel: samples/s over the c backend's float "
+                  "rows of the same network, precision (bf16 rows: c-bf16's; int8: c at fp32) and batch.", ""]
+    lines += precision_table(results)
     peak = results["machine"]["isa_peak"]
     lines.append(f"Ceiling: {ceiling['gflops']:.0f} GFLOP/s measured on {ceiling['threads']} threads "
                  f"({ceiling['gflops_one_thread']:.0f} on one; {ceiling['isa']} FMA chains in registers, "
@@ -107,7 +151,7 @@ def markdown(results: dict) -> str:
                  f"cores x {results['machine']['clock_ghz']} GHz x {peak['flops_per_cycle']} FLOP/cycle: "
                  f"{peak['basis']}). CPU: {results['machine']['model']}. "
                  f"Differences: against {results['reference']}; uint8 rows against its floats through the "
-                 f"same uint8 line (the baseline's sample: from its own latents).")
+                 f"same uint8 line (the plain baselines' sample: from their own latents).")
     return "\n".join(lines)
 
 
@@ -116,9 +160,9 @@ def write_json(results: dict, path: Path) -> None:
 
 
 def plot(results: dict, path: Path) -> bool:
-    """Throughput against batch size, log-log, one panel per network: the float kernels (solid),
-    sample() per backend on the generator's panel (dashed; plain onnxruntime in black), the measured
-    ceiling and the ISA peak."""
+    """Throughput against batch size, log-log, one panel per network: the float kernels (solid; below
+    float32, dotted in the colour of their backend), sample() per float32 backend on the generator's
+    panel (dashed; plain onnxruntime in black), the measured ceiling and the ISA peak."""
     try:
         import matplotlib
 
@@ -126,13 +170,24 @@ def plot(results: dict, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
+    precisions = results["precisions"]
+    colours: dict[str, str] = {PLAIN: "black"}  # a backend's colour, shared by its rows at every precision
+
+    def colour(backend: str) -> str:
+        precision = precisions.get(backend, "fp32")
+        base = backend if precision == "fp32" else backend.removesuffix(f"-{precision}")
+        return colours.setdefault(base, f"C{len(colours) - 1}")
+
     panels = {}  # network -> [(label, by_batch, style)]
     for network, by_backend in results["networks"].items():
         for backend, by_batch in by_backend.items():
-            panels.setdefault(network, []).append((f"{backend} float kernel", by_batch, {"marker": "o"}))
+            style = {"marker": "o"} if precisions.get(backend, "fp32") == "fp32" else {"marker": "^", "linestyle": ":"}
+            panels.setdefault(network, []).append((f"{backend} float kernel", by_batch,
+                                                   {**style, "color": colour(backend)}))
     for backend, by_batch in results["paths"].get("sample", {}).items():
-        style = {"marker": "s", "linestyle": "--", **({"color": "black"} if backend == PLAIN else {})}
-        panels.setdefault("generator", []).append((f"sample() {backend}", by_batch, style))
+        if precisions.get(backend, "fp32") == "fp32":  # below float32: the float kernels tell the story
+            style = {"marker": "s", "linestyle": "--", "color": colour(backend)}
+            panels.setdefault("generator", []).append((f"sample() {backend}", by_batch, style))
     if not panels:
         return False
     figure, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)

@@ -122,7 +122,8 @@ const char *gp_status_message(int status) {
     case GP_ERR_INCOMPLETE:
         return "not every layer of the stack has been set (or a labelled run before its class-bias table)";
     case GP_ERR_THREAD: return "a worker thread could not be started";
-    case GP_ERR_ARGUMENT: return "unknown dtype or latent distribution, or a non-finite scale or offset";
+    case GP_ERR_ARGUMENT:
+        return "unknown dtype, precision or latent distribution, or a non-finite scale or offset";
     case GP_ERR_INPUT: return "an input value is NaN or outside [-1, 1], or a label is out of range";
     default: return "unknown status";
     }
@@ -201,6 +202,13 @@ static float *align_up(void *p) {
 
 gp_status gp_stack_set_layer(gp_stack *stack, int layer, const float *weight, const float *bias,
                              int activation, float alpha) {
+    return gp_stack_set_layer_precision(stack, layer, weight, bias, activation, alpha,
+                                        GP_PRECISION_F32);
+}
+
+gp_status gp_stack_set_layer_precision(gp_stack *stack, int layer, const float *weight,
+                                       const float *bias, int activation, float alpha,
+                                       int precision) {
     if (stack == NULL || weight == NULL || bias == NULL) return GP_ERR_NULL;
     if (layer < 0 || layer >= stack->n_layers) return GP_ERR_SHAPE;
     if (activation < GP_ACT_IDENTITY || activation > GP_ACT_SIGMOID) return GP_ERR_ACTIVATION;
@@ -210,30 +218,40 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer, const float *weight, co
     } else if (alpha != 0.0f) {
         return GP_ERR_ALPHA;
     }
+    if (precision != GP_PRECISION_F32 && precision != GP_PRECISION_BF16) return GP_ERR_ARGUMENT;
 
     const size_t in_width = (size_t)stack->widths[layer];       /* K */
     const size_t out_width = (size_t)stack->widths[layer + 1];  /* N */
     const size_t panel = (size_t)panel_width_for_isa(stack->isa); /* V */
     const size_t n_panels = (out_width + panel - 1) / panel;
     const size_t padded_out = n_panels * panel;
+    const int bf16 = precision == GP_PRECISION_BF16;
     /* K, N <= 2^20, so this fits a 64-bit size_t; on 32-bit targets check before multiplying. */
-    if (padded_out > (SIZE_MAX / sizeof(float) - 2 * GP_ALIGN) / (in_width + 1)) {
+    if (padded_out + panel > (SIZE_MAX / sizeof(float) - 2 * GP_ALIGN) / (in_width + 1)) {
         return GP_ERR_NOMEM;
     }
-    const size_t weight_floats = padded_out * in_width;
+    /* float32: (n_panels, K, V) floats; bf16: (ceil(n_panels / 2), K, V) words (two bf16 each) */
+    const size_t weight_count = bf16 ? (n_panels + 1) / 2 * in_width * panel : padded_out * in_width;
     const size_t weight_bytes = /* rounded up so the bias starts aligned too */
-        (weight_floats * sizeof(float) + GP_ALIGN - 1) / GP_ALIGN * GP_ALIGN;
+        (weight_count * sizeof(float) + GP_ALIGN - 1) / GP_ALIGN * GP_ALIGN;
     void *allocation = malloc(weight_bytes + padded_out * sizeof(float) + GP_ALIGN);
     if (allocation == NULL) return GP_ERR_NOMEM;
 
     float *packed = align_up(allocation);                     /* (n_panels, K, V) */
+    uint32_t *pairs = (uint32_t *)(void *)packed;             /* or (ceil(n_panels / 2), K, V) */
     float *packed_bias = packed + weight_bytes / sizeof(float); /* (n_panels * V) */
+    if (bf16) memset(pairs, 0, weight_count * sizeof(uint32_t)); /* the pad of an odd count */
     for (size_t p = 0; p < n_panels; p++) {
-        float *dst = packed + p * in_width * panel; /* (K, V) */
         for (size_t k = 0; k < in_width; k++) {
             for (size_t j = 0; j < panel; j++) {
                 const size_t col = p * panel + j;
-                dst[k * panel + j] = col < out_width ? weight[col * in_width + k] : 0.0f;
+                const float w = col < out_width ? weight[col * in_width + k] : 0.0f;
+                if (bf16) {
+                    pairs[(p / 2 * in_width + k) * panel + j] |= (uint32_t)gp_bf16_round(w)
+                                                                 << (p % 2 * 16);
+                } else {
+                    packed[(p * in_width + k) * panel + j] = w;
+                }
             }
         }
     }
@@ -248,10 +266,16 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer, const float *weight, co
     target->panel_width = (int)panel;
     target->activation = activation;
     target->alpha = alpha;
+    target->precision = precision;
     target->packed_weight = packed;
     target->bias = packed_bias;
     target->allocation = allocation;
     return GP_OK;
+}
+
+int gp_stack_layer_precision(const gp_stack *stack, int layer) {
+    if (stack == NULL || layer < 0 || layer >= stack->n_layers) return -1;
+    return stack->layers[layer].allocation == NULL ? -1 : stack->layers[layer].precision;
 }
 
 /* ---------------------------------------------------------------- the class-bias table */
@@ -423,8 +447,9 @@ static int plan_parts(const gp_stack *stack, gp_pool *pool, const gp_source *sou
                                 ? batch
                                 : (int)((long long)(batch / 4) * (i + 1) / n_parts * 4);
         } else {
-            part->panel_begin = n_panels * i / n_parts;
-            part->panel_end = n_panels * (i + 1) / n_parts;
+            /* even boundaries: bf16 weights are packed in pairs of panels (gp_layer) */
+            part->panel_begin = n_panels * i / n_parts / 2 * 2;
+            part->panel_end = i == n_parts - 1 ? n_panels : n_panels * (i + 1) / n_parts / 2 * 2;
         }
     }
     return n_parts;

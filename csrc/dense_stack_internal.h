@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* The x86 SIMD paths need GCC/Clang function-level target attributes and <immintrin.h>.
    Elsewhere (ARM64, ...) and with -DGP_PORTABLE_ONLY (make test-portable) their files compile
@@ -47,16 +48,25 @@ static inline int gp_isa_has_avx2(int isa) {
 #define GP_PANEL_AVX2 8
 #define GP_PANEL_AVX512 16
 
-/* One layer, as the hot loops read it. Set by gp_stack_set_layer, read-only afterwards.
+/* One layer, as the hot loops read it. Set by gp_stack_set_layer(_precision), read-only afterwards.
    Panel p holds output columns [p * V, p * V + V) for every input k: packed_weight[p][k][j] =
-   W[p * V + j][k], zero for columns >= out_width, so the hot loop never needs a column mask. */
+   W[p * V + j][k], zero for columns >= out_width, so the hot loop never needs a column mask.
+   The weights are float32, or with GP_PRECISION_BF16 bfloat16 (gp_bf16_round) with the panels in
+   pairs: pair q = panels 2q and 2q + 1 as (K, V) 32-bit words, word[k][j] = bf16 of panel 2q's
+   weight | bf16 of panel 2q + 1's << 16 (a zero panel pads an odd count). One load then gives
+   two vectors of float32 weights, each in one exact instruction: word << 16 (the even panel) and
+   word & 0xFFFF0000 (the odd one). A run's panel range starts at an even panel (threads split
+   at even panels), so the AVX2 and AVX-512 tiles (steps of 2, 4 or 8 panels) always start at
+   the even panel of a pair; the portable path's full tiles of 3 panels may start at an odd one. */
 typedef struct {
     int in_width;          /* K */
     int out_width;         /* N */
     int panel_width;       /* V, one of GP_PANEL_* */
     int activation;        /* gp_activation */
     float alpha;           /* leaky_relu slope, 0 otherwise */
-    float *packed_weight;  /* (ceil(N / V), K, V), 64-byte aligned */
+    int precision;         /* gp_precision of packed_weight */
+    void *packed_weight;   /* float (ceil(N / V), K, V), or bf16 pairs uint32_t
+                              (ceil(N / 2V), K, V); 64-byte aligned */
     float *bias;           /* (ceil(N / V) * V), zero padded, 64-byte aligned */
     void *allocation;      /* the one malloc block both point into; NULL while unset */
     /* Layer 0 of a conditional stack only (gp_stack_set_class_bias), kept when the layer is
@@ -65,6 +75,27 @@ typedef struct {
     float *class_bias;     /* (n_classes, ceil(N / V) * V), zero padded, 64-byte aligned */
     void *class_allocation;
 } gp_layer;
+
+/* Panel p of a layer's packed weights: (K, V) floats, or with bf16 weights the pair holding
+   panel p (panels p and p + 1 for an even p, p - 1 and p for an odd one), (K, V) words. */
+static inline const void *gp_panel(const gp_layer *layer, int p) {
+    const size_t panel = (size_t)layer->in_width * (size_t)layer->panel_width; /* K V */
+    if (layer->precision == GP_PRECISION_BF16) {
+        return (const uint32_t *)layer->packed_weight + (size_t)(p / 2) * panel;
+    }
+    return (const float *)layer->packed_weight + (size_t)p * panel;
+}
+
+/* float32 -> bfloat16 bits, round to nearest, ties to even (as numpy's reference in
+   runtime/ganpack/precision.py and PyTorch's .to(torch.bfloat16)): a value too large for bf16
+   becomes an infinity, a NaN stays a (quiet) NaN. Widening back is exact: bits << 16. */
+static inline uint16_t gp_bf16_round(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    if ((bits & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((bits >> 16) | 0x0040u);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
 
 /* Floats per row of a layer's bias and class-bias table: N rounded up to whole panels. */
 static inline size_t gp_padded_width(const gp_layer *layer) {
@@ -92,9 +123,10 @@ static inline const float *gp_row_bias(const gp_layer *layer, const int32_t *lab
     X(1, 1); X(1, 2); X(1, 3); X(1, 4); X(1, 5); X(1, 6); X(1, 7); X(1, 8)
 
 /* One tile: rows x panels panels of outputs from x (rows, K), the packed panels (panels, K, V)
-   starting at output column col, into y (rows, N); labels (rows) or NULL. */
+   of the layer's precision starting at output column col, into y (rows, N); labels (rows) or
+   NULL. */
 typedef void (*gp_tile_fn)(int rows, int panels, const gp_layer *layer, const float *x,
-                           const int32_t *labels, const float *packed, int col, void *y,
+                           const int32_t *labels, const void *packed, int col, void *y,
                            int y_dtype);
 
 /* The panels [panel_begin, panel_end) of one layer over `rows` rows, tile by tile (see above). */
@@ -109,7 +141,7 @@ static inline void gp_forward_tiles(gp_tile_fn tile, int full_rows, int full_pan
     const int whole = rows / full_rows * full_rows; /* rows in full tiles */
     for (int p = panel_begin; p < panel_end && whole > 0; p += full_panels) {
         const int panels = panel_end - p < full_panels ? panel_end - p : full_panels;
-        const float *packed = layer->packed_weight + (size_t)p * K * V;
+        const void *packed = gp_panel(layer, p);
         for (int r = 0; r < whole; r += full_rows) {
             tile(full_rows, panels, layer, x + (size_t)r * K, labels == NULL ? NULL : labels + r,
                  packed, p * (int)V, (char *)y + (size_t)r * y_row, y_dtype);
@@ -121,7 +153,7 @@ static inline void gp_forward_tiles(gp_tile_fn tile, int full_rows, int full_pan
     for (int p = panel_begin; p < panel_end; p += step) {
         const int panels = panel_end - p < step ? panel_end - p : step;
         tile(left, panels, layer, x + (size_t)whole * K, labels == NULL ? NULL : labels + whole,
-             layer->packed_weight + (size_t)p * K * V, p * (int)V, (char *)y + (size_t)whole * y_row,
+             gp_panel(layer, p), p * (int)V, (char *)y + (size_t)whole * y_row,
              y_dtype);
     }
 }

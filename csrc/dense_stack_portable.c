@@ -153,16 +153,30 @@ GP_PORTABLE_INLINE void store_u8_lanes(unsigned char *dst, const float *v /* (V)
 
 /* ---------------------------------------------------------------- the hot loop */
 
+/* Row k of an even (ODD 0) or odd (ODD 1) panel of a bf16 pair (gp_layer) as V float32 weights:
+   word << 16 or word & 0xFFFF0000, exact, one vector instruction per 4 lanes on every baseline. */
+GP_PORTABLE_INLINE void widen_bf16(const int ODD, const uint32_t *word /* (V) */,
+                                   float *w /* (V) */) {
+    uint32_t bits[V];
+    if (ODD) for (int j = 0; j < V; j++) bits[j] = word[j] & 0xFFFF0000u;
+    else for (int j = 0; j < V; j++) bits[j] = word[j] << 16;
+    memcpy(w, bits, sizeof bits);
+}
+
 /* THE HOT LOOP of the portable path: ROWS x PANELS panels of V outputs, accumulated over all K
    inputs (for each k: ROWS x values, PANELS rows of V weights, ROWS * PANELS * V multiply-adds
    into the accumulators), then activation and the store of the valid columns (floats, or uint8
    pixels when y_dtype is GP_U8). The accumulators start from the bias, or from each row's
-   class-bias row when labels (ROWS) are given. ROWS and PANELS are constants at every call. */
-GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const gp_layer *layer,
+   class-bias row when labels (ROWS) are given. ROWS, PANELS, BF16 (the weights are bf16,
+   widened as they are loaded) and ODD_START (bf16 only: the tile starts at an odd panel, the
+   second of the pair `panels` points to, as full tiles of 3 panels do) are constants at every
+   call. */
+GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const int BF16,
+                                      const int ODD_START, const gp_layer *layer,
                                       const float *x /* (ROWS, K) */,
                                       const int32_t *labels /* (ROWS) or NULL */,
-                                      const float *panels /* (PANELS, K, V) */, int col,
-                                      void *y /* (ROWS, N) */, int y_dtype) {
+                                      const void *panels /* (PANELS, K, V) float or bf16 */,
+                                      int col, void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width, N = layer->out_width;
     const size_t panel_stride = (size_t)K * V;
     float acc[MAX_ROWS][MAX_TILE_PANELS][V];
@@ -175,13 +189,25 @@ GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const gp
         }
     }
     for (int k = 0; k < K; k++) {
+        const float *w[MAX_TILE_PANELS]; /* (PANELS, V): the panels' row k, as float32 */
+        float wide[MAX_TILE_PANELS][V];
+#pragma GCC unroll 8
+        for (int p = 0; p < PANELS; p++) {
+            if (BF16) { /* the tile's panel p is panel ODD_START + p of the pairs from `panels` */
+                const int at = ODD_START + p;
+                widen_bf16(at % 2, (const uint32_t *)panels + (size_t)(at / 2) * panel_stride + (size_t)k * V,
+                           wide[p]);
+                w[p] = wide[p];
+            } else {
+                w[p] = (const float *)panels + (size_t)p * panel_stride + (size_t)k * V;
+            }
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const float xv = x[(size_t)r * (size_t)K + (size_t)k];
 #pragma GCC unroll 8
             for (int p = 0; p < PANELS; p++) {
-                const float *w = panels + (size_t)p * panel_stride + (size_t)k * V; /* (V) */
-                for (int j = 0; j < V; j++) acc[r][p][j] = GP_MADD(xv, w[j], acc[r][p][j]);
+                for (int j = 0; j < V; j++) acc[r][p][j] = GP_MADD(xv, w[p][j], acc[r][p][j]);
             }
         }
     }
@@ -197,13 +223,19 @@ GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const gp
     }
 }
 
-/* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds. */
+/* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds, for
+   float32 and for bf16 weights. */
 static void tile_portable_dispatch(int rows, int panels, const gp_layer *layer,
                                    const float *x /* (rows, K) */,
                                    const int32_t *labels /* (rows) or NULL */,
-                                   const float *packed /* (panels, K, V) */, int col,
+                                   const void *packed /* (panels, K, V) */, int col,
                                    void *y /* (rows, N) */, int y_dtype) {
-#define GP_TILE(R, P) case (R) * 16 + (P): tile_portable(R, P, layer, x, labels, packed, col, y, y_dtype); break
+    const int bf16 = layer->precision == GP_PRECISION_BF16, odd = col / V % 2;
+#define GP_TILE(R, P) case (R) * 16 + (P): \
+    if (!bf16) tile_portable(R, P, 0, 0, layer, x, labels, packed, col, y, y_dtype); \
+    else if (odd) tile_portable(R, P, 1, 1, layer, x, labels, packed, col, y, y_dtype); \
+    else tile_portable(R, P, 1, 0, layer, x, labels, packed, col, y, y_dtype); \
+    break
     switch (rows * 16 + panels) {
     GP_TILE_SHAPES(GP_TILE);
     default: break; /* never: gp_forward_tiles asks only for GP_TILE_SHAPES */

@@ -48,7 +48,8 @@ typedef enum {
     GP_ERR_INCOMPLETE = 7,      /* gp_stack_run before every layer was set (or a labelled run
                                    before gp_stack_set_class_bias) */
     GP_ERR_THREAD = 8,          /* a worker thread could not be started */
-    GP_ERR_ARGUMENT = 9,        /* a dtype, distribution, scale or offset (NaN, inf) not allowed */
+    GP_ERR_ARGUMENT = 9,        /* a dtype, precision, distribution, scale or offset (NaN, inf)
+                                   not allowed */
     GP_ERR_INPUT = 10           /* a GP_F32_IMAGE / _FINITE input value out of its range, or NaN;
                                    a label outside [0, n_classes) */
 } gp_status;
@@ -87,6 +88,30 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer,
                              const float *weight /* (widths[layer + 1], widths[layer]) row-major */,
                              const float *bias /* (widths[layer + 1]) */,
                              int activation /* gp_activation */, float alpha);
+
+/* ---- reduced-precision weights ----
+   GP_PRECISION_BF16 stores a layer's weights as bfloat16 (the upper 16 bits of a float32: 8
+   significant bits, float32's range), each rounded to nearest, ties to even (NaN stays NaN, a
+   value beyond bf16's range becomes an infinity). Half the bytes of float32; the hot loop widens
+   them back to float32 exactly (a shift) and everything else is unchanged: inputs, products,
+   sums, bias (kept float32, as the class-bias table) and activations are float32. So a bf16
+   layer computes exactly what a float32 layer computes with the rounded weights. */
+typedef enum {
+    GP_PRECISION_F32 = 0,
+    GP_PRECISION_BF16 = 1
+} gp_precision;
+
+/* gp_stack_set_layer with the weights stored in `precision` (gp_precision, else
+   GP_ERR_ARGUMENT); GP_PRECISION_F32 is gp_stack_set_layer. */
+gp_status gp_stack_set_layer_precision(gp_stack *stack, int layer,
+                                       const float *weight /* (widths[layer + 1], widths[layer]) */,
+                                       const float *bias /* (widths[layer + 1]) */,
+                                       int activation /* gp_activation */, float alpha,
+                                       int precision /* gp_precision */);
+
+/* The gp_precision layer `layer` was set with; -1 for NULL, an index out of range or a layer not
+   set yet. */
+int gp_stack_layer_precision(const gp_stack *stack, int layer);
 
 /* output = stack(input). batch 0 does nothing (input and output may then be NULL). */
 gp_status gp_stack_run(const gp_stack *stack, const float *input /* (batch, widths[0]) */,

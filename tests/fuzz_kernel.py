@@ -4,7 +4,8 @@ and run API, through cffi, plus the Python checks in front of it.
     python tests/fuzz_kernel.py -max_total_time=60          # libFuzzer flags pass through
 
 Each input is decoded into: layer count and widths (invalid ones included), ISA, thread count,
-per-layer activation codes, alphas and weights (NaN and infinity included), a batch and its
+per-layer activation codes, alphas, weight precisions (float32, bf16, unknown codes) and weights
+(NaN and infinity included; bf16 ones are checked against numpy on the rounded weights), a batch and its
 input; then typed runs (uint8, float32 or range-checked float32 in, uint8 or float32 out, unknown
 dtype codes included), one-call
 samples (any seed, first row, distribution code, scale and offset, NaN and infinity included) and
@@ -27,6 +28,7 @@ with atheris.instrument_imports():
     from ganpack.backends import BackendError
     from ganpack.backends.c_backend import NativeStack, ffi, lib
     from ganpack.dense_stack import DenseStack, Layer
+    from ganpack.precision import round_bf16
 
 ACTIVATIONS = ["identity", "leaky_relu", "relu", "tanh", "sigmoid"]
 MAX_WIDTH = 300
@@ -50,7 +52,7 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
         return
     assert n_layers >= 1 and all(w >= 1 for w in widths) and threads >= 0, (n_layers, widths, isa, threads)
     stack = ffi.gc(handle[0], lib.gp_stack_free)
-    weights, biases, codes, alphas, finite = [], [], [], [], True
+    weights, biases, codes, alphas, precisions, finite = [], [], [], [], [], True
     for index in range(n_layers):
         fan_in, fan_out = widths[index], widths[index + 1]
         raw = data.ConsumeBytes(4 * (fan_out * fan_in + fan_out))
@@ -62,13 +64,19 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
         assert weight.dtype == bias.dtype == np.float32  # from_buffer reinterprets bytes: the harness must be exact
         code = data.ConsumeIntInRange(-1, 5)
         alpha = data.ConsumeFloat() if code == 1 or data.ConsumeProbability() < 0.1 else 0.0
-        status = lib.gp_stack_set_layer(stack, index, ffi.from_buffer("float[]", weight),
-                                        ffi.from_buffer("float[]", bias), code, alpha)
+        precision = data.ConsumeIntInRange(-1, 2)  # float32, bf16, and two unknown codes
+        status = lib.gp_stack_set_layer_precision(stack, index, ffi.from_buffer("float[]", weight),
+                                                  ffi.from_buffer("float[]", bias), code, alpha, precision)
         if status != lib.GP_OK:
-            return  # refused: an unknown activation code or a bad alpha
-        assert 0 <= code <= 4, code
-        finite &= bool(np.isfinite(values).all())
+            assert status != lib.GP_ERR_ARGUMENT or precision not in (0, 1), status
+            return  # refused: an unknown activation or precision code, or a bad alpha
+        assert 0 <= code <= 4 and precision in (0, 1), (code, precision)
+        assert lib.gp_stack_layer_precision(stack, index) == precision
+        if precision == lib.GP_PRECISION_BF16:  # the stack computes with the rounded weights, exactly
+            weight = round_bf16(weight)
+        finite &= bool(np.isfinite(values).all() and np.isfinite(weight).all())
         weights.append(weight), biases.append(bias), codes.append(code), alphas.append(alpha)
+        precisions.append(precision)
     batch = data.ConsumeIntInRange(-1, 33)
     rng = np.random.default_rng(data.ConsumeIntInRange(0, 1000))
     x = rng.normal(size=(max(batch, 0), widths[0])).astype(np.float32)
@@ -85,7 +93,7 @@ def fuzz_c_api(data: atheris.FuzzedDataProvider) -> None:
         assert error <= 1e-4 * scale, (f"C kernel disagrees with numpy by {error:g}: widths {widths}, isa {isa}, "
                                        f"threads {threads}, activations {codes}, batch {batch}")
     fuzz_typed_and_sample(data, stack, widths, batch, x, out)
-    fuzz_labels(data, stack, widths, batch, x, weights[0], codes[0], alphas[0])
+    fuzz_labels(data, stack, widths, batch, x, weights[0], codes[0], alphas[0], precisions[0])
 
 
 def to_uint8(y: np.ndarray) -> np.ndarray:
@@ -143,7 +151,7 @@ def fuzz_typed_and_sample(data, stack, widths, batch, x, floats) -> None:
         assert np.array_equal(sampled.view(np.uint32), plain.view(np.uint32)), (widths, seed, first_row, batch)
 
 
-def fuzz_labels(data, stack, widths, batch, x, weight0, code0, alpha0) -> None:
+def fuzz_labels(data, stack, widths, batch, x, weight0, code0, alpha0, precision0) -> None:
     """A class-bias table and labelled runs: statuses, and each row bit for bit the row of an
     unlabelled run whose layer 0 has its label's table row as bias (layer 0 is replaced for that:
     this is the stack's last use)."""
@@ -174,8 +182,9 @@ def fuzz_labels(data, stack, widths, batch, x, weight0, code0, alpha0) -> None:
     expected = np.empty_like(out)
     for label in np.unique(labels):
         plain = np.empty_like(out)
-        assert lib.gp_stack_set_layer(stack, 0, ffi.from_buffer("float[]", weight0),
-                                      ffi.from_buffer("float[]", table[label]), code0, alpha0) == lib.GP_OK
+        assert lib.gp_stack_set_layer_precision(stack, 0, ffi.from_buffer("float[]", weight0),
+                                                ffi.from_buffer("float[]", table[label]), code0, alpha0,
+                                                precision0) == lib.GP_OK
         assert lib.gp_stack_run(stack, ffi.from_buffer("float[]", x), batch, ffi.from_buffer("float[]", plain)) == 0
         expected[labels == label] = plain[labels == label]
     assert lib.gp_stack_classes(stack) == n_classes  # the table outlives the replaced layer 0

@@ -1,5 +1,6 @@
 """benchmarks/bench.py --quick runs and writes a complete report (never a check of speed)."""
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -11,6 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks" / "bench.py"
 BACKENDS = ("c", "onnxruntime", "numpy")
+BF16 = ("c-bf16", "numpy-bf16")  # --precision's default has them, and onnxruntime-int8
+BF16_FLOOR = 1e-4  # ten times the float32 rows' tolerance: a precision silently ignored stays below it
+INT8 = ("onnxruntime-int8",) if importlib.util.find_spec("onnx") else ()  # onnxruntime.quantization reads onnx
 BATCHES = ("1", "64")  # --quick's batch sizes
 PATHS = ("sample", "generate", "score")
 
@@ -48,24 +52,35 @@ def test_float_kernel_rows_agree_with_the_reference(quick_run):
     _, results, _ = quick_run
     assert results["flops_per_sample"]["generator"] == 2 * (100 * 128 + 128 * 784)
     for network in ("generator", "discriminator"):
-        assert set(results["networks"][network]) == set(BACKENDS)
-        for backend in BACKENDS:
-            assert set(results["networks"][network][backend]) == set(BATCHES)
-            for row in results["networks"][network][backend].values():
+        assert set(results["networks"][network]) == {*BACKENDS, *BF16, *INT8}
+        for backend, by_batch in results["networks"][network].items():
+            assert set(by_batch) == set(BATCHES)
+            for row in by_batch.values():
                 assert row["p50_us"] > 0 and row["p99_us"] >= row["p50_us"] and row["calls"] >= 5
-                assert row["max_abs_diff"] <= 1e-5  # every backend agrees with the reference
+                if backend in BACKENDS:
+                    assert row["max_abs_diff"] <= 1e-5, (network, backend)  # float32 agrees with the reference
+                elif backend in BF16:  # bfloat16 weights: close to float32, never equal
+                    assert BF16_FLOOR < row["max_abs_diff"] <= 0.1, (network, backend)
+                else:  # int8: recorded, whatever it is
+                    assert math.isfinite(row["max_abs_diff"]), (network, backend)
 
 
 def test_what_users_call_rows_agree_with_the_reference(quick_run):
     _, results, _ = quick_run
     for path in PATHS:
-        assert set(results["paths"][path]) == {*BACKENDS, "plain-onnxruntime"}
+        assert set(results["paths"][path]) == {*BACKENDS, "plain-onnxruntime", *BF16, *INT8}
         for backend, by_batch in results["paths"][path].items():
             assert set(by_batch) == set(BATCHES), (path, backend)
             for row in by_batch.values():
                 assert row["p50_us"] > 0 and row["p99_us"] >= row["p50_us"] and row["calls"] >= 5
                 assert row["samples_per_s"] > 0
-                if path == "score":
+                if backend in INT8:  # recorded, whatever it is
+                    assert math.isfinite(row.get("max_abs_diff", row.get("pixels_differing"))), (path, backend)
+                elif backend in BF16 and path == "score":
+                    assert BF16_FLOOR < row["max_abs_diff"] <= 0.1, (path, backend)
+                elif backend in BF16:  # a few hundredths apart moves a few percent of the pixels
+                    assert 0 < row["pixels_differing"] <= 0.1, (path, backend)
+                elif path == "score":
                     assert row["max_abs_diff"] <= 1e-5, (path, backend)
                 else:  # uint8 pixels: a float rounding just across a level boundary moves one pixel by 1
                     assert row["max_level_diff"] <= 1, (path, backend)
@@ -85,10 +100,39 @@ def test_ratios_and_targets_are_recorded(quick_run):
                 expected = paths[backend][batch]["samples_per_s"] / kernel[batch]["samples_per_s"]
                 assert ratios["vs_c_float_kernel"][path][backend][batch] == pytest.approx(expected)
         assert ratios["vs_plain_onnxruntime"][path]["plain-onnxruntime"]["1"] == pytest.approx(1.0)
+        for backend in BF16:  # held to the C float kernel at the same precision
+            paths = results["paths"][path]
+            kernel = results["networks"]["discriminator" if path == "score" else "generator"]["c-bf16"]
+            expected = paths[backend]["64"]["samples_per_s"] / kernel["64"]["samples_per_s"]
+            assert ratios["vs_c_float_kernel"][path][backend]["64"] == pytest.approx(expected)
     targets = results["targets"]
     assert targets["sample_c_vs_plain_onnxruntime"]["met"] in (True, False)
     assert targets["sample_c_vs_plain_onnxruntime"]["worst_batch"] in BATCHES
     assert targets["sample_c_vs_c_float_kernel_at_4096"]["met"] is None  # --quick stops at batch 64
+
+
+def test_every_row_records_its_precision_and_the_report_compares_them(quick_run):
+    stdout, results, _ = quick_run
+    assert results["precisions"] == {"plain-onnxruntime": "fp32", **{b: "fp32" for b in BACKENDS},
+                                     **{b: "bf16" for b in BF16}, **{b: "int8" for b in INT8}}
+    table = stdout[stdout.index("### precision"):].split("\n\n")[1].splitlines()
+    assert table[0].startswith("| backend | precision | batch | samples/s (generator float kernel) | vs c fp32 |")
+    shown = {tuple(cell.strip() for cell in line.split("|")[1:4]) for line in table[2:]}
+    expected = {("c", "fp32"), ("numpy", "fp32"), ("onnxruntime", "fp32"), ("c-bf16", "bf16"), ("numpy-bf16", "bf16"),
+                *((b, "int8") for b in INT8)}
+    assert shown == {(*row, batch) for row in expected for batch in BATCHES}
+    assert all(line.split("|")[5].strip() == "1.00x" for line in table[2:] if line.startswith("| c | fp32 |"))
+
+
+@pytest.mark.slow
+def test_precision_fp32_measures_only_the_float32_rows(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--backends", "c,onnxruntime", "--precision", "fp32",
+                           "--networks", "generator", "--paths", "", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "bench.json").read_text())
+    assert set(results["networks"]["generator"]) == {"c", "onnxruntime"}
+    assert "### precision" not in done.stdout and "skipping" not in done.stderr
 
 
 @pytest.mark.parametrize("arguments, message", [
@@ -100,6 +144,10 @@ def test_ratios_and_targets_are_recorded(quick_run):
     (["--paths", "train"], "--paths: unknown 'train'"),
     (["--model", "/no/such/model"], "--model: no such file or folder"),
     (["--seconds", "0"], "--seconds must be positive"),
+    (["--precision", "fp32,bogus"], "--precision: unknown 'bogus'; choose from fp32,bf16,int8"),
+    (["--precision", ","], "--precision: name at least one of fp32,bf16,int8"),
+    (["--backends", "torch", "--precision", "bf16"], "--precision: none of torch runs at bf16"),
+    (["--backends", "c-bf16"], "--backends: 'c-bf16' is c at bf16: name c here and bf16 in --precision"),
 ])
 def test_bad_arguments_give_one_line_and_status_2(arguments, message, tmp_path):
     done = subprocess.run([sys.executable, str(BENCH), *arguments, "--out-dir", str(tmp_path)],

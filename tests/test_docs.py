@@ -153,8 +153,15 @@ STAND_INS = {
     "python benchmarks/bench.py --quick         # under a minute: checks that it runs (the tests use this)":
         ("python benchmarks/bench.py --quick --backends c --networks '' --paths sample",
          "the whole quick mode takes 40 s here and tests/test_bench.py runs it: one backend and one path"),
-    "python benchmarks/bench.py                 # every backend and path, batch 1 to 4096 (about 3 min)":
-        ("python benchmarks/bench.py --help", "about 3 minutes; the line above runs the same script"),
+    "python benchmarks/bench.py                 # every backend, path and precision, batch 1 to 4096 (about 5 min)":
+        ("python benchmarks/bench.py --help", "about 5 minutes; the line above runs the same script"),
+    # docs/precision.md
+    "python -m training.evaluate model/ --precision bf16    # quality at bf16, 10,000 samples":
+        ('python -m training.evaluate model/ --precision bf16 --samples 100 --cache-dir "$EVALUATOR_CACHE"',
+         "trains the evaluator's classifier and scores 10,000 samples: here a seeded cache and 100 samples"),
+    "python benchmarks/bench.py --precision fp32,bf16,int8 --networks generator --paths sample":
+        ("python benchmarks/bench.py --precision fp32,bf16 --backends c --networks generator --paths sample --quick",
+         "a second or more per setting: quick mode, and the C backend alone"),
     "python benchmarks/train_bench.py --devices cpu --preset default,wide   # about 2 minutes on 2 cores":
         ("python benchmarks/train_bench.py --devices cpu --preset default --quick --threads 1 --profile-steps 0",
          "about 2 minutes; these arguments in quick mode, one config (tests/test_train_bench.py runs both)"),

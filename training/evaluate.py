@@ -1,4 +1,5 @@
-"""Measure a generator: `python -m training.evaluate MODEL_DIR_OR_RUN [--samples 10000] [--data PATH]`.
+"""Measure a generator: `python -m training.evaluate MODEL_DIR_OR_RUN [--samples 10000] [--data PATH]
+[--precision bf16]`.
 
 Prints the metrics of training/metrics.py for N generated images, with two reference rows: held-out
 real images (the floor a perfect generator approaches) and uniform noise. All feature-space
@@ -18,6 +19,7 @@ import torch
 from ganpack.contract import IMAGE_DIM, MANIFEST_FILE
 from ganpack.errors import run_command
 from ganpack.manifest import Manifest
+from ganpack.precision import PRECISIONS
 from training import mnist
 from training.classifier import load_or_train, split
 from training.config import DATASETS, MAX_EVAL_SAMPLES
@@ -34,17 +36,18 @@ def default_cache_dir() -> Path:
     return mnist.default_cache_dir().parent / "evaluator"
 
 
-def generated_images(source: str, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None, Manifest]:
+def generated_images(source: str, samples: int, seed: int,
+                     precision: str = "fp32") -> tuple[torch.Tensor, torch.Tensor | None, Manifest]:
     """(images (samples, 784) in [-1, 1], labels, the package's manifest) from a model package
-    (folder or .zip), or a run folder's package. labels: the class each image was asked for,
-    (samples,) int64, or None for an unconditional package; a conditional package is sampled
-    here with its labels, and the conditional metrics follow from them."""
+    (folder or .zip), or a run folder's package, run at `precision` (ganpack.precision). labels:
+    the class each image was asked for, (samples,) int64, or None for an unconditional package; a
+    conditional package is sampled here with its labels, and the conditional metrics follow from them."""
     import ganpack
 
     path = Path(source)
     if (path / "model" / MANIFEST_FILE).is_file():
         path = path / "model"
-    model = ganpack.load(path)
+    model = ganpack.load(path, precision=precision)
     if model.classes is None:
         images = model.sample(samples, seed=seed, output="float").reshape(samples, -1)
         return torch.from_numpy(images), None, model.manifest
@@ -191,13 +194,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--data", default="", help="the real data to compare with, as training's --data "
                         "(default: the package's; a package trained on your own files needs their path)")
     parser.add_argument("--data-dir", default="", help="folder with the named data set's files (as training's)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="the weights' precision the samples are drawn at (ganpack.load's precision)")
     args = parser.parse_args(argv)
     if not 10 <= args.samples <= MAX_EVAL_SAMPLES:
         raise ConfigError(f"--samples must be in [10, {MAX_EVAL_SAMPLES}], got {args.samples}")
     if args.data and args.data not in DATASETS and not Path(args.data).expanduser().exists():
         raise ConfigError(f"--data '{args.data}' is neither a data set ({', '.join(DATASETS)}) nor a file or "
                           "folder that exists")
-    images, labels, manifest = generated_images(args.source, args.samples, args.seed)
+    images, labels, manifest = generated_images(args.source, args.samples, args.seed, args.precision)
     name, data_dir = _data_of(args, manifest)
     data = load_dataset(name, data_dir)
     cache_dir = _checked_outputs(args)  # after the source and the data: a mistake in either creates no cache folder

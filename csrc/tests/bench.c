@@ -3,6 +3,8 @@
  * (gp_stack_create_threads), batches 1, 8, 64, 512, 4096. Not rigorous: the best of a few
  * repeats of clock_gettime around a loop of back-to-back runs (so a threaded stack's worker is
  * awake, as in a serving loop). `bench N` limits it to the first N ISAs from the best down.
+ * Each stack runs with float32 weights, then bf16 (gp_stack_set_layer_precision); `bench N f32`
+ * or `bench N bf16` runs one of the two.
  * Each ISA's rows end with the % of that ISA's own ceiling on as many threads (gp_fma_ceiling:
  * register-only FMA chains; for the portable path, the baseline vectors plain C compiles to).
  */
@@ -48,6 +50,7 @@ static double time_run(const gp_stack *stack, const float *input /* (batch, 100)
 
 int main(int argc, char **argv) {
     const int max_isas = argc > 1 ? atoi(argv[1]) : 3;
+    const int only = argc > 2 ? (argv[2][0] == 'b' ? GP_PRECISION_BF16 : GP_PRECISION_F32) : -1;
     const int widths[3] = {100, 128, 784};
     const double flops_per_row = 2.0 * (100.0 * 128.0 + 128.0 * 784.0);
     float *w0 = filled(128 * 100, 0.1f), *b0 = filled(128, 0.1f);
@@ -68,17 +71,21 @@ int main(int argc, char **argv) {
             }
             printf("%-9s ceiling on %d thread%s: %.1f GFLOP/s\n", gp_isa_name(isa), threads,
                    threads == 1 ? "" : "s", ceiling);
-            gp_stack_set_layer(stack, 0, w0, b0, GP_ACT_LEAKY_RELU, 0.01f);
-            gp_stack_set_layer(stack, 1, w1, b1, GP_ACT_TANH, 0.0f);
-            for (int b = 0; b < (int)(sizeof BATCHES / sizeof BATCHES[0]); b++) {
-                const int batch = BATCHES[b];
-                const double best = time_run(stack, input, batch, output);
-                const double gflops = flops_per_row * batch / best * 1e-9;
-                printf("%-9s %d thread%s batch %4d: %9.1f us  %6.2f us/row  %5.3f M/s  %6.1f "
-                       "GFLOP/s  %3.0f%%\n",
-                       gp_isa_name(isa), threads, threads == 1 ? " " : "s", batch, 1e6 * best,
-                       1e6 * best / batch, 1e-6 * batch / best, gflops,
-                       ceiling > 0.0 ? 100.0 * gflops / ceiling : 0.0);
+            for (int precision = GP_PRECISION_F32; precision <= GP_PRECISION_BF16; precision++) {
+                if (only >= 0 && precision != only) continue;
+                const char *name = precision == GP_PRECISION_BF16 ? "bf16" : "f32";
+                gp_stack_set_layer_precision(stack, 0, w0, b0, GP_ACT_LEAKY_RELU, 0.01f, precision);
+                gp_stack_set_layer_precision(stack, 1, w1, b1, GP_ACT_TANH, 0.0f, precision);
+                for (int b = 0; b < (int)(sizeof BATCHES / sizeof BATCHES[0]); b++) {
+                    const int batch = BATCHES[b];
+                    const double best = time_run(stack, input, batch, output);
+                    const double gflops = flops_per_row * batch / best * 1e-9;
+                    printf("%-9s %-4s %d thread%s batch %4d: %9.1f us  %6.2f us/row  %5.3f M/s  "
+                           "%6.1f GFLOP/s  %3.0f%%\n",
+                           gp_isa_name(isa), name, threads, threads == 1 ? " " : "s", batch,
+                           1e6 * best, 1e6 * best / batch, 1e-6 * batch / best, gflops,
+                           ceiling > 0.0 ? 100.0 * gflops / ceiling : 0.0);
+                }
             }
             gp_stack_free(stack);
             if (threads == 2) isas_done++;

@@ -13,7 +13,9 @@
  * workers sleep; typed uint8 input and output, the latent stream and one-call samples against
  * the float path, bit for bit; the new entry points' status codes; class-conditional stacks (a
  * label's row of the class-bias table as layer 0's bias) against the same network run on one-hot
- * columns, and their status codes. Last line: "N passed, M failed".
+ * columns, and their status codes; bf16 weights: the rounding against known answers and a
+ * double reference, and bf16 stacks equal, bit for bit, to float32 stacks of the rounded weights.
+ * Last line: "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack_kernel.h"
@@ -1313,6 +1315,187 @@ static void test_latent_known_answers(test_counts *counts) {
     }
 }
 
+/* ---------------------------------------------------------------- bf16 weights */
+
+/* w rounded to 8 significant bits, ties to even, in double (frexp and nearbyint, not the
+   kernel's bit arithmetic): the reference of gp_bf16_round for finite, normal weights. */
+static float ref_bf16(float w) {
+    int exponent;
+    const double mantissa = frexp((double)w, &exponent); /* w = mantissa 2^exponent, |m| in [0.5, 1) */
+    return (float)ldexp(nearbyint(ldexp(mantissa, 8)), exponent - 8);
+}
+
+static float from_bf16_bits(uint16_t bits) {
+    const uint32_t wide = (uint32_t)bits << 16;
+    float value;
+    memcpy(&value, &wide, sizeof value);
+    return value;
+}
+
+static float float_of_bits(uint32_t bits) {
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* gp_bf16_round on values whose rounding is known: ties both ways, the carry into the exponent,
+   overflow to infinity, infinities, NaN, subnormals and signs. */
+static void test_bf16_rounding(test_counts *counts) {
+    static const struct { uint32_t in; uint16_t want; } CASES[] = {
+        {0x3F800000u, 0x3F80u}, /* 1 */
+        {0x3F808000u, 0x3F80u}, /* 1 + 2^-8: a tie, to the even 1 */
+        {0x3F818000u, 0x3F82u}, /* 1 + 3 2^-8: a tie, to the even 1 + 2^-6 */
+        {0x3F808001u, 0x3F81u}, /* just above a tie: up */
+        {0x3F807FFFu, 0x3F80u}, /* just below: down */
+        {0x3FFF8000u, 0x4000u}, /* carries into the exponent: 2 */
+        {0xC0000000u, 0xC000u}, /* -2 */
+        {0x7F7FFFFFu, 0x7F80u}, /* FLT_MAX: beyond bf16's largest, infinity */
+        {0x7F7F7FFFu, 0x7F7Fu}, /* bf16's largest stays */
+        {0x7F800000u, 0x7F80u}, /* inf */
+        {0xFF800000u, 0xFF80u}, /* -inf */
+        {0x00000001u, 0x0000u}, /* the smallest subnormal: to zero */
+        {0x00018000u, 0x0002u}, /* a subnormal tie, to even */
+        {0x80000000u, 0x8000u}, /* -0 */
+    };
+    int mismatches = 0;
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        mismatches += gp_bf16_round(float_of_bits(CASES[i].in)) != CASES[i].want;
+    }
+    const uint16_t nan = gp_bf16_round(float_of_bits(0x7F800001u)); /* a signalling NaN */
+    mismatches += !isnan(from_bf16_bits(nan));
+    rng g = {7u};
+    for (int i = 0; i < (quick ? 10000 : 100000); i++) {
+        const float w = rng_uniform(&g, -4.0f, 4.0f) * ldexpf(1.0f, (int)(rng_next(&g) % 60) - 30);
+        mismatches += from_bf16_bits(gp_bf16_round(w)) != ref_bf16(w);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "bf16 rounding: %d mismatches of %zu known answers and %d random",
+             mismatches, sizeof CASES / sizeof CASES[0] + 1, quick ? 10000 : 100000);
+    check(counts, mismatches == 0, what);
+}
+
+/* A bf16 stack computes exactly what a float32 stack with the weights rounded to bf16 computes:
+   the widening is exact and nothing else changes. So on every ISA, for odd panel counts (a
+   padded pair), every tile shape, thread splits by rows and by panels, uint8 outputs and labels,
+   bf16 with 3 threads equals float32 with rounded weights on 1 thread, bit for bit; and that
+   float32 stack is checked against the double reference elsewhere. */
+static void test_bf16_stacks(test_counts *counts, rng *g) {
+    static const int SHAPES[5][3] = {{100, 128, 784}, {784, 128, 1}, {13, 20, 17}, {5, 9, 3}, {7, 40, 56}};
+    static const int BATCHES[] = {1, 2, 3, 5, 8, 17, 70};
+    int cases = 0, differing = 0;
+    for (int shape = 0; shape < 5; shape++) {
+        const int *widths = SHAPES[shape];
+        const int n_classes = 3, max_batch = 70;
+        float *weights[2], *rounded[2], *biases[2];
+        for (int l = 0; l < 2; l++) {
+            const size_t count = (size_t)widths[l + 1] * (size_t)widths[l];
+            const float limit = 1.5f / sqrtf((float)widths[l]);
+            weights[l] = random_floats(g, count, -limit, limit);
+            biases[l] = random_floats(g, (size_t)widths[l + 1], -limit, limit);
+            rounded[l] = malloc(count * sizeof(float));
+            if (rounded[l] == NULL) exit(1);
+            for (size_t i = 0; i < count; i++) rounded[l][i] = ref_bf16(weights[l][i]);
+        }
+        float *table = random_floats(g, (size_t)n_classes * (size_t)widths[1], -1.0f, 1.0f);
+        float *x = random_floats(g, (size_t)max_batch * (size_t)widths[0], -1.0f, 1.0f);
+        int32_t labels[70];
+        for (int i = 0; i < max_batch; i++) labels[i] = (int32_t)(rng_next(g) % (uint64_t)n_classes);
+        const size_t n_out = (size_t)max_batch * (size_t)widths[2];
+        float *want = malloc(n_out * sizeof(float)), *got = malloc(n_out * sizeof(float));
+        unsigned char *want_u8 = malloc(n_out), *got_u8 = malloc(n_out);
+        if (want == NULL || got == NULL || want_u8 == NULL || got_u8 == NULL) exit(1);
+        for (int isa = 0; isa < N_ISAS; isa++) {
+            gp_stack *bf16 = NULL, *f32 = NULL;
+            if (gp_stack_create_threads(2, widths, isa, 3, &bf16) != GP_OK) continue;
+            check(counts, gp_stack_create(2, widths, isa, &f32) == GP_OK, "bf16: create");
+            int ok = 1;
+            for (int l = 0; l < 2; l++) {
+                const int act = l == 0 ? GP_ACT_LEAKY_RELU : GP_ACT_TANH;
+                const float alpha = l == 0 ? 0.01f : 0.0f;
+                ok &= gp_stack_set_layer_precision(bf16, l, weights[l], biases[l], act, alpha,
+                                                   GP_PRECISION_BF16) == GP_OK;
+                ok &= gp_stack_set_layer(f32, l, rounded[l], biases[l], act, alpha) == GP_OK;
+            }
+            ok &= gp_stack_set_class_bias(bf16, n_classes, table) == GP_OK;
+            ok &= gp_stack_set_class_bias(f32, n_classes, table) == GP_OK;
+            ok &= gp_stack_layer_precision(bf16, 1) == GP_PRECISION_BF16 &&
+                  gp_stack_layer_precision(f32, 1) == GP_PRECISION_F32;
+            check(counts, ok, "bf16: set layers");
+            for (int b = 0; b < (int)(sizeof BATCHES / sizeof BATCHES[0]); b++) {
+                const int batch = BATCHES[b];
+                const size_t n = (size_t)batch * (size_t)widths[2];
+                if (quick && b % 2) continue; /* batches 1, 3, 8 and 70 */
+                for (int round = 0; round < 2; round++) { /* round 1 finds the workers awake */
+                    ok = gp_stack_run(f32, x, batch, want) == GP_OK && gp_stack_run(bf16, x, batch, got) == GP_OK;
+                    int same = ok && memcmp(want, got, n * sizeof(float)) == 0;
+                    ok = gp_stack_run_labels(f32, x, GP_F32, labels, batch, want_u8, GP_U8) == GP_OK &&
+                         gp_stack_run_labels(bf16, x, GP_F32, labels, batch, got_u8, GP_U8) == GP_OK;
+                    same &= ok && memcmp(want_u8, got_u8, n) == 0;
+                    ok = gp_stack_sample(f32, 9, 4, batch, GP_LATENT_NORMAL, 1.0f, 0.0f, want, GP_F32) == GP_OK &&
+                         gp_stack_sample(bf16, 9, 4, batch, GP_LATENT_NORMAL, 1.0f, 0.0f, got, GP_F32) == GP_OK;
+                    same &= ok && memcmp(want, got, n * sizeof(float)) == 0;
+                    char what[128];
+                    snprintf(what, sizeof what, "bf16 %d-%d-%d [%s] batch %d: equal to float32 with rounded weights",
+                             widths[0], widths[1], widths[2], gp_isa_name(isa), batch);
+                    check(counts, same, what);
+                    differing += !same;
+                    cases++;
+                }
+            }
+            gp_stack_free(bf16);
+            gp_stack_free(f32);
+        }
+        for (int l = 0; l < 2; l++) {
+            free(weights[l]);
+            free(rounded[l]);
+            free(biases[l]);
+        }
+        free(table);
+        free(x);
+        free(want);
+        free(got);
+        free(want_u8);
+        free(got_u8);
+    }
+    printf("bf16 stacks: %d cases x ISAs, %d differing from float32 with rounded weights\n", cases,
+           differing);
+}
+
+/* gp_stack_set_layer_precision's and gp_stack_layer_precision's contract. */
+static void test_bf16_api(test_counts *counts) {
+    const int widths[2] = {3, 2};
+    const float weight[6] = {1, 2, 3, 4, 5, 6}, bias[2] = {0, 0};
+    gp_stack *stack = NULL;
+    check(counts, gp_stack_create(1, widths, GP_ISA_AUTO, &stack) == GP_OK, "bf16 api: create");
+    check(counts, gp_stack_layer_precision(stack, 0) == -1, "bf16 api: -1 before the layer is set");
+    check(counts, gp_stack_set_layer_precision(stack, 0, weight, bias, GP_ACT_IDENTITY, 0.0f, 2) ==
+                      GP_ERR_ARGUMENT &&
+                  gp_stack_set_layer_precision(stack, 0, weight, bias, GP_ACT_IDENTITY, 0.0f, -1) ==
+                      GP_ERR_ARGUMENT,
+          "bf16 api: unknown precision refused");
+    check(counts, gp_stack_set_layer_precision(stack, 0, NULL, bias, GP_ACT_IDENTITY, 0.0f,
+                                               GP_PRECISION_BF16) == GP_ERR_NULL,
+          "bf16 api: NULL weight");
+    check(counts, gp_stack_set_layer_precision(stack, 1, weight, bias, GP_ACT_IDENTITY, 0.0f,
+                                               GP_PRECISION_BF16) == GP_ERR_SHAPE,
+          "bf16 api: layer out of range");
+    check(counts, gp_stack_set_layer_precision(stack, 0, weight, bias, GP_ACT_IDENTITY, 0.0f,
+                                               GP_PRECISION_BF16) == GP_OK &&
+                  gp_stack_layer_precision(stack, 0) == GP_PRECISION_BF16,
+          "bf16 api: set and read back");
+    const float x[3] = {1.0f, 0.5f, 0.25f};
+    float y[2];
+    check(counts, gp_stack_run(stack, x, 1, y) == GP_OK && y[0] == 2.75f && y[1] == 8.0f,
+          "bf16 api: small integers are exact in bf16");
+    check(counts, gp_stack_set_layer(stack, 0, weight, bias, GP_ACT_IDENTITY, 0.0f) == GP_OK &&
+                  gp_stack_layer_precision(stack, 0) == GP_PRECISION_F32,
+          "bf16 api: replaced by a float32 layer");
+    check(counts, gp_stack_layer_precision(NULL, 0) == -1 && gp_stack_layer_precision(stack, 1) == -1 &&
+                  gp_stack_layer_precision(stack, -1) == -1,
+          "bf16 api: NULL and out-of-range layers give -1");
+    gp_stack_free(stack);
+}
+
 int main(void) {
     test_counts counts = {0, 0};
     rng g = {20240611u};
@@ -1337,6 +1520,9 @@ int main(void) {
     test_new_api_errors(&counts, &g);
     test_conditional(&counts, &g);
     test_conditional_api(&counts, &g);
+    test_bf16_rounding(&counts);
+    test_bf16_stacks(&counts, &g);
+    test_bf16_api(&counts);
     printf("%d passed, %d failed\n", counts.passed, counts.failed);
     return counts.failed == 0 ? 0 : 1;
 }

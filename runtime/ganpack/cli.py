@@ -31,6 +31,7 @@ from ganpack.latents import MAX_SEED
 from ganpack.model import STREAM_ROWS, Model, load
 from ganpack.npy import check_space, write_npy
 from ganpack.package import built_in_models, is_built_in_name
+from ganpack.precision import FP32, PRECISIONS
 
 MAX_GRID_IMAGES = 10_000  # a PNG grid of more is not for looking at; .npy takes any n, streamed
 CONDITIONAL_MODEL = "conditional"  # the built-in model --digit uses when no --model is given
@@ -85,8 +86,8 @@ def _model(args: argparse.Namespace) -> Model:
         if CONDITIONAL_MODEL not in built_in_models():
             raise InputError(f"--digit {args.digit} needs a class-conditional model, and this ganpack has none "
                              "inside it; give one with --model")
-        return load(CONDITIONAL_MODEL, backend=args.backend)
-    return load(args.model, backend=args.backend)
+        return load(CONDITIONAL_MODEL, backend=args.backend, precision=args.precision)
+    return load(args.model, backend=args.backend, precision=args.precision)
 
 
 def _digit(args: argparse.Namespace, model: Model) -> int | None:
@@ -111,7 +112,7 @@ def _labels(digit: int | None, n: int) -> np.ndarray | None:
 
 
 def _done(what: str, model: Model) -> None:
-    print(f"{what} (model: {model.path}, backend: {model.backend})", file=sys.stderr)
+    print(f"{what} (model: {model.path}, backend: {model.backend}, precision: {model.precision})", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,6 +245,7 @@ def info(args: argparse.Namespace) -> int:
         "quality": manifest.quality,
         "backends_available": available_backends(),
         "backend_in_use": model.backend,
+        "precision": model.precision,
         "cpu_features": _cpu_features(),
     }
     print(json.dumps(facts, indent=2) if args.json else _describe(facts))
@@ -292,6 +294,7 @@ def _describe(facts: dict[str, Any]) -> str:
         *([("classes", _classes(facts["classes"]))] if facts["classes"] else []),
         ("trained", ", ".join(f"{k} {_number(v)}" for k, v in trained.items() if v is not None) or "unknown"),
         ("backends", ", ".join(backends)),
+        ("weights", {"fp32": "float32", "bf16": "bfloat16 (--precision bf16), float32 math"}[facts["precision"]]),
         ("cpu", ", ".join(f"{k} {v}" for k, v in facts["cpu_features"].items())),
     ]
     lines = [f"{key:<15}{value}" for key, value in rows]
@@ -328,6 +331,9 @@ def parser() -> argparse.ArgumentParser:
                                                       "class-conditional one)")
         sub.add_argument("--backend", default="auto", choices=["auto", *PREFERENCE],
                          help="which backend runs the networks (default: auto, the fastest available)")
+        sub.add_argument("--precision", default=FP32, choices=PRECISIONS,
+                         help="of the weights: fp32 (default), or bf16 (rounded to bfloat16, half the bytes; "
+                              "c and numpy backends; see docs/precision.md)")
         sub.set_defaults(handler=handler)
         return sub
 

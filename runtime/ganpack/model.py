@@ -11,6 +11,8 @@ A class-conditional package (model.classes: its class names) takes the class of 
 sample(n, seed, label=7) or labels=[...] (n indices), generate(z, labels=...) and
 score(images, labels=...); ganpack.labels checks them.
 
+    model = ganpack.load(precision="bf16")  # bfloat16 weights (ganpack.precision), float32 math
+
 A loaded Model holds no mutable state, so one instance can serve many threads at once.
 """
 
@@ -31,6 +33,7 @@ from ganpack.labels import Labels, checked_labels
 from ganpack.latents import GENERATOR, MAX_SEED, draw_numpy, scale_offset
 from ganpack.manifest import Classes, Network
 from ganpack.package import BUILT_IN, DEFAULT_NAME, built_in_path, is_built_in_name, verify_package
+from ganpack.precision import FP32, checked_precision
 
 CHUNK_ROWS = 4096  # rows per backend call: bounds the memory of intermediate activations
 STREAM_ROWS = 4 * CHUNK_ROWS  # digits per sample_chunks piece (12.8 MB of uint8); a multiple of CHUNK_ROWS,
@@ -39,17 +42,20 @@ DEFAULT_MODEL = BUILT_IN / DEFAULT_NAME
 OUTPUTS = ("uint8", "float")
 
 
-def load(path: PathLike | None = None, backend: str = "auto", threads: int | None = None) -> "Model":
+def load(path: PathLike | None = None, backend: str = "auto", threads: int | None = None,
+         precision: str = FP32) -> "Model":
     """Open a model package folder or its .zip archive (checksums verified); None opens the
     default one inside ganpack, and a name (a str with no path separator that is no existing
     file or folder, such as "conditional") the package of that name inside ganpack
     (ganpack.built_in_models() lists them).
 
     threads: CPU threads a backend may use per call (None: its default). onnxruntime also turns
-    its spin-waiting off when it is given, so idle threads do not burn a core."""
+    its spin-waiting off when it is given, so idle threads do not burn a core.
+    precision: "fp32" (the default), or "bf16": both networks' weights rounded to bfloat16, half
+    their bytes, everything else float32 (ganpack.precision; the c and numpy backends run it)."""
     if path is None:
-        return Model(DEFAULT_MODEL, backend, threads)
-    return Model(built_in_path(path) if is_built_in_name(path) else path, backend, threads)
+        return Model(DEFAULT_MODEL, backend, threads, precision)
+    return Model(built_in_path(path) if is_built_in_name(path) else path, backend, threads, precision)
 
 
 def _check_stack(stack: DenseStack, network: Network, name: str, classes: Classes | None) -> None:
@@ -80,9 +86,11 @@ def _check_stack(stack: DenseStack, network: Network, name: str, classes: Classe
 
 
 class Model:
-    def __init__(self, package_dir: PathLike, backend: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, package_dir: PathLike, backend: str = "auto", threads: int | None = None,
+                 precision: str = FP32) -> None:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
+        self.precision = checked_precision(precision)  # of the weights: "fp32" or "bf16"
         self.path = Path(package_dir)
         if is_archive(self.path):  # the single-file form: checked, then extracted for this model's lifetime
             self._extracted = extract_archive(self.path)
@@ -101,10 +109,11 @@ class Model:
         # None, or the class names: label i means classes[i] (e.g. "7")
         self.classes: tuple[str, ...] | None = (tuple(self.manifest.classes.names) if self.manifest.classes
                                                 else None)
-        self.backend = choose_backend(backend)
+        self.backend = choose_backend(backend, self.precision)
         cls = backend_class(self.backend)
-        self._generator: Backend = cls(generator, generator_path, threads=threads)
-        self._discriminator: Backend = cls(discriminator, discriminator_path, threads=threads)
+        self._generator: Backend = cls(generator, generator_path, threads=threads, precision=self.precision)
+        self._discriminator: Backend = cls(discriminator, discriminator_path, threads=threads,
+                                           precision=self.precision)
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
         latent = self.manifest.latent
@@ -130,7 +139,9 @@ class Model:
 
     def __repr__(self) -> str:
         classes = f", classes={len(self.classes)}" if self.classes is not None else ""
-        return f"ganpack.Model('{self.path}', backend='{self.backend}', latent_dim={self.latent_dim}{classes})"
+        precision = f", precision='{self.precision}'" if self.precision != FP32 else ""
+        return (f"ganpack.Model('{self.path}', backend='{self.backend}'{precision}, latent_dim={self.latent_dim}"
+                f"{classes})")
 
     # ------------------------------------------------------------------------------------------
     # latents

@@ -32,8 +32,10 @@ class Backend(Protocol):
     stack: DenseStack  # the network it runs
     out_width: int  # stack.widths[-1]
 
-    def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None) -> None:
-        """onnx_path: the graph `stack` was read from; threads: per call, None for the backend's default."""
+    def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None,
+                 precision: str = "fp32") -> None:
+        """onnx_path: the graph `stack` was read from; threads: per call, None for the backend's default;
+        precision: of the weights (ganpack.precision), one of precision.BACKENDS' for this backend."""
 
     def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """x (batch, stack.input_width) float32, C-contiguous -> "activated" and/or "logits", each
@@ -107,8 +109,16 @@ def backend_class(name: str) -> type[Backend]:
     raise BackendError(f"unknown backend {name!r}; choose one of {list(PREFERENCE)} or 'auto'")
 
 
-def choose_backend(name: str) -> str:
+def choose_backend(name: str, precision: str = "fp32") -> str:
+    """The backend `name` ("auto": the first available that runs `precision`), checked: available, and
+    able to run weights of `precision` (else InputError: a combination the caller asked for)."""
+    from ganpack.errors import InputError
+    from ganpack.precision import BACKENDS
+
     if name != "auto":
         backend_class(name)  # raises if unknown or unavailable
+        if name not in BACKENDS[precision]:
+            raise InputError(f"precision {precision!r} runs on the backends {list(BACKENDS[precision])}, "
+                             f"not on {name!r}")
         return name
-    return available_backends()[0]  # numpy is always there
+    return [b for b in available_backends() if b in BACKENDS[precision]][0]  # numpy is always there

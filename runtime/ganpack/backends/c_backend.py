@@ -11,6 +11,9 @@ A conditional stack (DenseStack.classes > 0) is given to C without its one-hot c
 gets W_x (the first input_width columns) and the class-bias table W_y^T + b0 (classes, out0), so
 that a label selects a row of biases (csrc/README.md, "Class-conditional stacks"); its runs and
 samples take (n,) int32 labels.
+
+precision="bf16" stores every layer's weights as bfloat16 (gp_stack_set_layer_precision): half the
+bytes, widened back to float32 exactly in the hot loop; biases and the class-bias table stay float32.
 """
 
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from ganpack.backends import BackendError
 from ganpack.contract import IDENTITY, LEAKY_RELU, NORMAL, RELU, SIGMOID, TANH, UNIFORM
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import InputError
+from ganpack.precision import BF16, FP32, at_precision
 
 FLOAT32 = np.dtype(np.float32)  # dtype objects are singletons: `is` is the cheap comparison
 UINT8 = np.dtype(np.uint8)
@@ -33,6 +37,7 @@ MAX_ROWS_PER_CALL = 1 << 24  # the C API counts rows in an int; larger requests 
 
 ACTIVATION_CODES: dict[str, int] = {IDENTITY: lib.GP_ACT_IDENTITY, LEAKY_RELU: lib.GP_ACT_LEAKY_RELU,
                                     RELU: lib.GP_ACT_RELU, TANH: lib.GP_ACT_TANH, SIGMOID: lib.GP_ACT_SIGMOID}
+PRECISION_CODES: dict[str, int] = {FP32: lib.GP_PRECISION_F32, BF16: lib.GP_PRECISION_BF16}
 ISA_CODES: dict[str, int] = {"auto": lib.GP_ISA_AUTO, "portable": lib.GP_ISA_PORTABLE,
                              "avx2_fma": lib.GP_ISA_AVX2_FMA, "avx512": lib.GP_ISA_AVX512}
 
@@ -50,11 +55,17 @@ def kernel_isa() -> str:
 
 class NativeStack:
     """Owns one gp_stack. `logits_out`: leave the last layer un-activated (its logits). `threads`: threads per
-    run, the caller's plus workers the stack owns (0 = one per CPU, at most 8; 1 = none)."""
+    run, the caller's plus workers the stack owns (0 = one per CPU, at most 8; 1 = none). `precision`: of
+    the stored weights; bf16 ones are rounded here first (ganpack.precision.at_precision, which refuses
+    weights beyond bf16's range), so that C stores exactly the numpy reference's weights."""
 
-    def __init__(self, stack: DenseStack, isa: str = "auto", logits_out: bool = False, threads: int = 0):
+    def __init__(self, stack: DenseStack, isa: str = "auto", logits_out: bool = False, threads: int = 0,
+                 precision: str = FP32):
         if isa not in ISA_CODES:
             raise BackendError(f"unknown ISA {isa!r}; choose one of {list(ISA_CODES)}")
+        if precision not in PRECISION_CODES:
+            raise BackendError(f"unknown precision {precision!r}; choose one of {list(PRECISION_CODES)}")
+        stack = at_precision(stack, precision)
         widths = ffi.new("int[]", [stack.input_width, *stack.widths[1:]])  # without the one-hot columns
         handle = ffi.new("gp_stack **")
         _check(lib.gp_stack_create_threads(len(stack.layers), widths, ISA_CODES[isa], threads, handle),
@@ -71,9 +82,10 @@ class NativeStack:
             columns = layer.weight[:, :stack.input_width] if index == 0 else layer.weight  # W_x of layer 0
             weight = np.ascontiguousarray(columns, dtype=np.float32)  # (out, in)
             bias = np.ascontiguousarray(layer.bias, dtype=np.float32)  # (out,)
-            _check(lib.gp_stack_set_layer(self._stack, index, ffi.from_buffer("float[]", weight),
-                                          ffi.from_buffer("float[]", bias), ACTIVATION_CODES[activation],
-                                          float(layer.alpha) if activation == LEAKY_RELU else 0.0),
+            _check(lib.gp_stack_set_layer_precision(self._stack, index, ffi.from_buffer("float[]", weight),
+                                                    ffi.from_buffer("float[]", bias), ACTIVATION_CODES[activation],
+                                                    float(layer.alpha) if activation == LEAKY_RELU else 0.0,
+                                                    PRECISION_CODES[precision]),
                    f"load layer {index}")
         self.isa = ffi.string(lib.gp_isa_name(lib.gp_stack_isa(self._stack))).decode()
 
@@ -188,12 +200,12 @@ class CBackend:
     name = "c"  # a FusedBackend: sampler and runner put latents, uint8 in and out and value checks in one C call
 
     def __init__(self, stack: DenseStack, onnx_path: Path | str | None = None, threads: int | None = None,
-                 isa: str = "auto") -> None:
+                 precision: str = FP32, isa: str = "auto") -> None:
         self.stack = stack
         self.out_width = stack.widths[-1]
         # The last activation (the discriminator's sigmoid too) is applied in C: a numpy sigmoid alone
         # cost more than the whole C call at batch 1. The C sigmoid's error is 8.9e-8 (csrc/README.md).
-        self.native = NativeStack(stack, isa, threads=threads or 0)
+        self.native = NativeStack(stack, isa, threads=threads or 0, precision=precision)
 
     def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
         return {"activated": self.native.run(x, labels=labels)}

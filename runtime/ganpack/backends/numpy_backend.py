@@ -1,7 +1,8 @@
 """The pure-numpy reference backend: x @ W^T + b, then the activation, layer by layer.
 
 A conditional stack's rows are literally [x, onehot(labels)], as its ONNX graph concatenates
-them: the reference stays the graph, op for op."""
+them: the reference stays the graph, op for op. With precision="bf16" the weights are rounded to
+bf16 first (ganpack.precision): the reference of every bf16 backend."""
 
 from pathlib import Path
 
@@ -10,13 +11,17 @@ import numpy as np
 from ganpack.backends import activations, check_labels
 from ganpack.contract import one_hot
 from ganpack.dense_stack import DenseStack
+from ganpack.precision import FP32, at_precision
 
 
 class NumpyBackend:
     name = "numpy"
 
-    def __init__(self, stack: DenseStack, onnx_path: Path | str | None = None, threads: int | None = None) -> None:
-        # threads: numpy's matrix products use its BLAS's own thread pool; not set per model
+    def __init__(self, stack: DenseStack, onnx_path: Path | str | None = None, threads: int | None = None,
+                 precision: str = FP32) -> None:
+        # threads: numpy's matrix products use its BLAS's own thread pool; not set per model.
+        # bf16: the weights rounded to bf16, then the same float32 math (the reference of the C kernel's bf16)
+        stack = at_precision(stack, precision)
         self.stack = stack
         self.out_width = stack.widths[-1]
         self.transposed = [np.ascontiguousarray(layer.weight.T) for layer in stack.layers]  # (in, out)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from ganpack.backends import check_labels
+from ganpack.backends import BackendError, check_labels
 from ganpack.contract import one_hot
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import PackageError
@@ -14,7 +14,10 @@ from ganpack.errors import PackageError
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None) -> None:
+    def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None,
+                 precision: str = "fp32") -> None:
+        if precision != "fp32":  # the graph's own float32 weights: Model never asks for another
+            raise BackendError(f"backend 'onnxruntime' runs float32 weights only, not {precision!r}")
         self.stack = stack
         self.out_width = stack.widths[-1]
         options = onnxruntime.SessionOptions()
