@@ -115,37 +115,12 @@ GP_AVX2_INLINE void load_weights_avx2(const int PANELS, const int BF16,
     }
 }
 
-/* THE HOT LOOP of the AVX2 path: ROWS x PANELS vectors of outputs, accumulated in registers over
-   all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k), then
-   bias (the accumulators start from it: the layer's, or each row's class-bias row when labels
-   are given), activation and a store masked to the valid columns (floats, or uint8 pixels when
-   y_dtype is GP_U8).
-   ROWS, PANELS and BF16 (the weights are bf16, widened as they are loaded) are constants at
-   every call site, so the loops unroll and acc stays in ymm. */
-GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const int BF16,
-                              const gp_layer *layer, const float *x /* (ROWS, K) */,
-                              const int32_t *labels /* (ROWS) */,
-                              const void *panels /* (PANELS, K, V) float or bf16 */, int col,
-                              void *y /* (ROWS, N) */, int y_dtype) {
-    const int K = layer->in_width, N = layer->out_width;
-    const size_t panel_stride = (size_t)K * V;
-    __m256 acc[MAX_ROWS][MAX_TILE_PANELS];
-#pragma GCC unroll 4
-    for (int r = 0; r < ROWS; r++) {
-        const float *bias = gp_row_bias(layer, labels, r) + col;
-#pragma GCC unroll 8
-        for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_load_ps(bias + p * V);
-    }
-    for (int k = 0; k < K; k++) {
-        __m256 w[MAX_TILE_PANELS];
-        load_weights_avx2(PANELS, BF16, panels, panel_stride, (size_t)k, w);
-#pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) {
-            const __m256 xv = _mm256_broadcast_ss(x + (size_t)r * (size_t)K + (size_t)k);
-#pragma GCC unroll 8
-            for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_fmadd_ps(xv, w[p], acc[r][p]);
-        }
-    }
+/* A tile's sums (ROWS x PANELS vectors) activated and stored to y (ROWS, N) at column col, masked
+   to the valid columns (floats, or uint8 pixels when y_dtype is GP_U8). */
+GP_AVX2_INLINE void store_tile_avx2(const int ROWS, const int PANELS, const gp_layer *layer,
+                                    __m256 acc[MAX_ROWS][MAX_TILE_PANELS], int col, void *y,
+                                    int y_dtype) {
+    const int N = layer->out_width;
 #pragma GCC unroll 8
     for (int p = 0; p < PANELS; p++) {
         const int n_valid = N - (col + p * V); /* >= 1: every panel has a real column */
@@ -164,6 +139,59 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const int BF16,
             }
         }
     }
+}
+
+/* store_tile_avx2 out of line, for the bf16 tiles: compiled once instead of in each of their 16
+   shapes (the file's compile time had doubled); float32 tiles keep it inline. */
+__attribute__((noinline, target("avx2,fma")))
+static void store_tile_avx2_out_of_line(int rows, int panels, const gp_layer *layer,
+                                        __m256 acc[MAX_ROWS][MAX_TILE_PANELS], int col, void *y,
+                                        int y_dtype) {
+    store_tile_avx2(rows, panels, layer, acc, col, y, y_dtype);
+}
+
+/* THE HOT LOOP of the AVX2 path: ROWS x PANELS vectors of outputs, accumulated in registers over
+   all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k), then
+   bias (the accumulators start from it: the layer's, or each row's class-bias row when labels
+   are given), activation and a store masked to the valid columns (floats, or uint8 pixels when
+   y_dtype is GP_U8).
+   ROWS, PANELS and BF16 (the weights are bf16, widened as they are loaded) are constants at
+   every call site, so the loops unroll and acc stays in ymm. */
+GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const int BF16,
+                              const gp_layer *layer, const float *x /* (ROWS, K) */,
+                              const int32_t *labels /* (ROWS) */,
+                              const void *panels /* (PANELS, K, V) float or bf16 */, int col,
+                              void *y /* (ROWS, N) */, int y_dtype) {
+    const int K = layer->in_width;
+    const size_t panel_stride = (size_t)K * V;
+    __m256 acc[MAX_ROWS][MAX_TILE_PANELS];
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; r++) {
+        const float *bias = gp_row_bias(layer, labels, r) + col;
+#pragma GCC unroll 8
+        for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_load_ps(bias + p * V);
+    }
+    for (int k = 0; k < K; k++) {
+        __m256 w[MAX_TILE_PANELS];
+        load_weights_avx2(PANELS, BF16, panels, panel_stride, (size_t)k, w);
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            const __m256 xv = _mm256_broadcast_ss(x + (size_t)r * (size_t)K + (size_t)k);
+#pragma GCC unroll 8
+            for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_fmadd_ps(xv, w[p], acc[r][p]);
+        }
+    }
+    if (!BF16) {
+        store_tile_avx2(ROWS, PANELS, layer, acc, col, y, y_dtype);
+        return;
+    }
+    __m256 sums[MAX_ROWS][MAX_TILE_PANELS]; /* a copy: acc's address never escapes */
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; r++) {
+#pragma GCC unroll 8
+        for (int p = 0; p < PANELS; p++) sums[r][p] = acc[r][p];
+    }
+    store_tile_avx2_out_of_line(ROWS, PANELS, layer, sums, col, y, y_dtype);
 }
 
 /* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds, for

@@ -107,6 +107,35 @@ GP_AVX512_INLINE void load_weights_avx512(const int PANELS, const int BF16,
     }
 }
 
+/* A tile's sums (ROWS x PANELS vectors) activated and stored to y (ROWS, N) at column col, masked
+   to the valid columns (floats, or uint8 pixels when y_dtype is GP_U8). */
+GP_AVX512_INLINE void store_tile_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
+                                        __m512 acc[MAX_ROWS][MAX_PANELS], int col, void *y,
+                                        int y_dtype) {
+    const int N = layer->out_width;
+#pragma GCC unroll 4
+    for (int p = 0; p < PANELS; p++) {
+        const int n_valid = N - (col + p * V); /* >= 1: every panel has a real column */
+        const __mmask16 mask = (__mmask16)(n_valid >= V ? 0xFFFFu : (1u << n_valid) - 1u);
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; r++) {
+            const __m512 out = activate_avx512(acc[r][p], layer->activation, layer->alpha);
+            const size_t at = (size_t)r * (size_t)N + (size_t)(col + p * V);
+            if (y_dtype == GP_U8) store_u8_avx512((unsigned char *)y + at, out, mask);
+            else _mm512_mask_storeu_ps((float *)y + at, mask, out);
+        }
+    }
+}
+
+/* store_tile_avx512 out of line, for the bf16 tiles: compiled once instead of in each of their
+   shapes (the file's compile time had doubled); float32 tiles keep it inline. */
+__attribute__((noinline, target("avx512f")))
+static void store_tile_avx512_out_of_line(int rows, int panels, const gp_layer *layer,
+                                          __m512 acc[MAX_ROWS][MAX_PANELS], int col, void *y,
+                                          int y_dtype) {
+    store_tile_avx512(rows, panels, layer, acc, col, y, y_dtype);
+}
+
 /* THE HOT LOOP of the AVX-512 path: ROWS x PANELS vectors of outputs, accumulated in registers
    over all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k),
    then bias (the accumulators start from it: the layer's, or each row's class-bias row when
@@ -119,7 +148,7 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const int BF
                                   const int32_t *labels /* (ROWS) or NULL */,
                                   const void *panels /* (PANELS, K, V) float or bf16 */, int col,
                                   void *y /* (ROWS, N) */, int y_dtype) {
-    const int K = layer->in_width, N = layer->out_width;
+    const int K = layer->in_width;
     const size_t panel_stride = (size_t)K * V;
     __m512 acc[MAX_ROWS][MAX_PANELS];
 #pragma GCC unroll 4
@@ -138,18 +167,17 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const int BF
             for (int p = 0; p < PANELS; p++) acc[r][p] = _mm512_fmadd_ps(xv, w[p], acc[r][p]);
         }
     }
-#pragma GCC unroll 4
-    for (int p = 0; p < PANELS; p++) {
-        const int n_valid = N - (col + p * V); /* >= 1: every panel has a real column */
-        const __mmask16 mask = (__mmask16)(n_valid >= V ? 0xFFFFu : (1u << n_valid) - 1u);
-#pragma GCC unroll 4
-        for (int r = 0; r < ROWS; r++) {
-            const __m512 out = activate_avx512(acc[r][p], layer->activation, layer->alpha);
-            const size_t at = (size_t)r * (size_t)N + (size_t)(col + p * V);
-            if (y_dtype == GP_U8) store_u8_avx512((unsigned char *)y + at, out, mask);
-            else _mm512_mask_storeu_ps((float *)y + at, mask, out);
-        }
+    if (!BF16) {
+        store_tile_avx512(ROWS, PANELS, layer, acc, col, y, y_dtype);
+        return;
     }
+    __m512 sums[MAX_ROWS][MAX_PANELS]; /* a copy: acc's address never escapes */
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; r++) {
+#pragma GCC unroll 4
+        for (int p = 0; p < PANELS; p++) sums[r][p] = acc[r][p];
+    }
+    store_tile_avx512_out_of_line(ROWS, PANELS, layer, sums, col, y, y_dtype);
 }
 
 /* ROWS rows across panels [begin, end), PANELS (= MAX_PANELS) at a time, then the tail. */
