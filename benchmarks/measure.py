@@ -220,8 +220,7 @@ def measure(spec: dict) -> dict:
                       else plain_onnxruntime(model, path, file))
     else:
         name, threads, precision = BACKEND_SETTINGS[backend]
-        at_precision = {} if precision == "fp32" else {"precision": precision}  # fp32: the call users make today
-        model = ganpack.load(spec["model"], backend=name, threads=threads, **at_precision)
+        model = ganpack.load(spec["model"], backend=name, threads=threads, precision=precision)
     references = dict(np.load(spec["references"]))
     results = {}
     for batch in spec["batch_sizes"]:

@@ -16,7 +16,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ganpack.dense_stack import DenseStack
-from ganpack.errors import GanpackError
+from ganpack.errors import GanpackError, InputError
+from ganpack.precision import BACKENDS as PRECISION_BACKENDS
 
 PREFERENCE = ("c", "onnxruntime", "numpy")  # "auto" takes the first that is available
 
@@ -112,13 +113,10 @@ def backend_class(name: str) -> type[Backend]:
 def choose_backend(name: str, precision: str = "fp32") -> str:
     """The backend `name` ("auto": the first available that runs `precision`), checked: available, and
     able to run weights of `precision` (else InputError: a combination the caller asked for)."""
-    from ganpack.errors import InputError
-    from ganpack.precision import BACKENDS
-
     if name != "auto":
         backend_class(name)  # raises if unknown or unavailable
-        if name not in BACKENDS[precision]:
-            raise InputError(f"precision {precision!r} runs on the backends {list(BACKENDS[precision])}, "
+        if name not in PRECISION_BACKENDS[precision]:
+            raise InputError(f"precision {precision!r} runs on the backends {list(PRECISION_BACKENDS[precision])}, "
                              f"not on {name!r}")
         return name
-    return [b for b in available_backends() if b in BACKENDS[precision]][0]  # numpy is always there
+    return [b for b in available_backends() if b in PRECISION_BACKENDS[precision]][0]  # numpy is always there

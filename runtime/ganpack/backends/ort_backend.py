@@ -9,14 +9,15 @@ from ganpack.backends import BackendError, check_labels
 from ganpack.contract import one_hot
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import PackageError
+from ganpack.precision import FP32
 
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None,
-                 precision: str = "fp32") -> None:
-        if precision != "fp32":  # the graph's own float32 weights: Model never asks for another
+                 precision: str = FP32) -> None:
+        if precision != FP32:  # the graph's own float32 weights: Model never asks for another
             raise BackendError(f"backend 'onnxruntime' runs float32 weights only, not {precision!r}")
         self.stack = stack
         self.out_width = stack.widths[-1]
