@@ -102,16 +102,16 @@ def usage_error(args) -> str | None:
 # measuring
 
 
-def build_trainer(config_name: str, device: str, threads: int, mode: str = "eager"):
+def build_trainer(config_name: str, device: str, threads: int, mode: str = "eager", table: dict | None = None):
     """The Trainer training.run would build for `--preset config_name --device device` and the
-    mode's train_step, without a run folder, the evaluator or a progress bar."""
+    mode's train_step (of `table`, by default MODES), without a run folder, the evaluator or a progress bar."""
     from training.distributed import World
     from training.trainer import Trainer
 
     config = TrainConfig()
     if config_name != "default":
         apply_values(config, {**PRESETS[config_name], "preset": config_name}, source=f"preset '{config_name}'")
-    config.run.device, config.run.threads, config.run.train_step = device, threads, MODES[mode][0]
+    config.run.device, config.run.threads, config.run.train_step = device, threads, (table or MODES)[mode][0]
     config.run.eval_every, config.run.progress = 0, False
     return Trainer(validate(config), None, World())
 
@@ -174,13 +174,16 @@ def profile(trainer, step: Callable, batches: list, count: int) -> dict:
     return found
 
 
-def measure(device: str, config_name: str, modes: list[str], settings: dict, threads: int) -> list[dict]:
-    """One row per mode: a fresh Trainer each, warm-up, then the timed repeats taken in turns (mode
-    a, b, a, b, ...), so that a change in the machine's load falls on every mode alike; a profile."""
+def measure(device: str, config_name: str, modes: list[str], settings: dict, threads: int,
+            table: dict | None = None) -> list[dict]:
+    """One row per mode (of `table`, by default MODES): a fresh Trainer each, warm-up, then the timed
+    repeats taken in turns (mode a, b, a, b, ...), so that a change in the machine's load falls on
+    every mode alike; a profile. benchmarks/gpu_check.py measures its own step kinds through it."""
     import torch
 
-    trainers = {mode: build_trainer(config_name, device, threads, mode) for mode in modes}
-    steps = {mode: MODES[mode][1](trainer) for mode, trainer in trainers.items()}
+    table = table or MODES
+    trainers = {mode: build_trainer(config_name, device, threads, mode, table) for mode in modes}
+    steps = {mode: table[mode][1](trainer) for mode, trainer in trainers.items()}
     batches = real_batches(next(iter(trainers.values())))
     for mode, trainer in trainers.items():
         run_steps(trainer, steps[mode], batches, settings["warmup"])

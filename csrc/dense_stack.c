@@ -53,13 +53,23 @@ struct gp_stack {
 
 /* ---------------------------------------------------------------- ISA choice */
 
+#ifdef GP_HAVE_X86
+#ifdef GP_AVX512_SIMDE
+/* `make test-avx512-emulated`: the AVX-512 path's intrinsics are SIMDe's, compiled to AVX2 + FMA
+   code, so in that (test-only) build a CPU with those runs it and gets it by default. */
+#define GP_CPU_AVX512F (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#else
+#define GP_CPU_AVX512F __builtin_cpu_supports("avx512f")
+#endif
+#endif
+
 int gp_isa_supported(int isa) {
     switch (isa) {
     case GP_ISA_PORTABLE: return 1;
 #ifdef GP_HAVE_X86
     /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
     case GP_ISA_AVX2_FMA: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case GP_ISA_AVX512: return __builtin_cpu_supports("avx512f");
+    case GP_ISA_AVX512: return GP_CPU_AVX512F;
 #endif
     default: return 0;
     }
@@ -77,7 +87,7 @@ int gp_isa_for_features(int avx512f, int avx2, int fma) {
 
 int gp_best_isa(void) {
 #ifdef GP_HAVE_X86
-    return gp_isa_for_features(__builtin_cpu_supports("avx512f") != 0,
+    return gp_isa_for_features(GP_CPU_AVX512F != 0,
                                __builtin_cpu_supports("avx2") != 0, __builtin_cpu_supports("fma") != 0);
 #else
     return gp_isa_for_features(0, 0, 0);

@@ -20,6 +20,15 @@
 #define GP_HAVE_X86 1
 #endif
 
+/* The target attribute of the AVX-512 path's functions. Empty in the emulated test build
+   (-DGP_AVX512_SIMDE, `make test-avx512-emulated`): there SIMDe supplies the intrinsics as AVX2
+   code, and target("avx512f") would let the compiler emit real AVX-512 instructions. */
+#ifdef GP_AVX512_SIMDE
+#define GP_TARGET_AVX512
+#else
+#define GP_TARGET_AVX512 __attribute__((target("avx512f")))
+#endif
+
 /* 1 when this CPU (and this build) can run `isa` (a gp_isa other than GP_ISA_AUTO). */
 int gp_isa_supported(int isa);
 

@@ -29,7 +29,7 @@ from export.onnx_graphs import (
 )
 from export.parity import INPUTS, PARITY_SEED, check_parity
 from export.provenance import data_provenance, public_training_config
-from export.staging import check_replaceable, new_staging, release
+from export.staging import check_replaceable, lock_folder, new_staging, recover_replaced, release, retired_path
 from ganpack.archive import write_archive
 from ganpack.contract import (
     DISCRIMINATOR_FILE,
@@ -58,10 +58,10 @@ def load_state(source) -> dict:
     """A checkpoint file, or a run folder (its newest readable checkpoint)."""
     path = Path(source)
     if path.is_dir():
-        state, _ = checkpoint.load_latest(path)
+        state, _ = checkpoint.load_latest(path, needed=checkpoint.EXPORT_KEYS)
         return state
     if path.is_file():
-        return checkpoint.load_checkpoint(path)
+        return checkpoint.load_checkpoint(path, needed=checkpoint.EXPORT_KEYS)
     raise ExportError(f"'{source}' is neither a run folder nor a checkpoint file")
 
 
@@ -70,8 +70,13 @@ def networks_from_state(state: dict):
     config = TrainConfig.from_dict(state["config"])
     generator, discriminator = build_models(config.model)
     weights = "ema" if "generator_ema" in state else "raw"
-    generator.load_state_dict(state["generator_ema" if weights == "ema" else "generator"])
-    discriminator.load_state_dict(state["discriminator"])
+    for key, network in (("generator_ema" if weights == "ema" else "generator", generator),
+                         ("discriminator", discriminator)):
+        try:
+            network.load_state_dict(state[key])
+        except (RuntimeError, TypeError, AttributeError) as error:  # missing, unexpected or misshapen weights
+            detail = " ".join(str(error).split())  # torch's message spans lines
+            raise ExportError(f"the checkpoint's '{key}' weights do not fit its config's networks: {detail}") from None
     for network_name, network in (("generator", generator), ("discriminator", discriminator)):
         for name, tensor in network.state_dict().items():
             if not torch.isfinite(tensor).all():  # the runtime refuses such a package; say so now
@@ -115,6 +120,7 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print, qual
     """Export `state` (a checkpoint dict) to the package folder `out_dir`, or to the single-file
     form when `out_dir` ends in .zip; returns its path."""
     out_dir = Path(out_dir)
+    recover_replaced(out_dir, log)  # first: an old package an earlier export was killed in replacing
     if out_dir.exists() and not overwrite:
         raise ExportError(f"'{out_dir}' already exists; pass --overwrite to replace it")
     if out_dir.exists():
@@ -123,7 +129,16 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print, qual
         scratch, lock = new_staging(out_dir, log)  # the package folder is built inside, then zipped
         try:
             folder = write_package(state, scratch / "package", log=log, quality=quality)
-            return write_archive(folder, out_dir)
+            # zipped inside the staging folder too, so a killed export leaves nothing the next one
+            # does not remove; then one atomic rename: two exports to one archive leave one, whole
+            archive = write_archive(folder, scratch / "package.zip")
+            if out_dir.exists() and not overwrite:
+                raise ExportError(f"'{out_dir}' appeared during the export; not replacing it")
+            try:
+                os.replace(archive, out_dir)
+            except OSError as error:  # a folder of that name appeared meanwhile, say
+                raise ExportError(f"cannot write '{out_dir}': {error.strerror or error}") from None
+            return out_dir
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             release(lock)
@@ -178,7 +193,7 @@ def write_package(state: dict, out_dir, overwrite: bool = False, log=print, qual
         (staging / MANIFEST_FILE).write_text(manifest.to_json())
         verify_package(staging)  # read back exactly as a runtime will
         _fsync_folder(staging)
-        _move_into_place(staging, out_dir, overwrite)
+        _move_into_place(staging, out_dir, overwrite, log)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -193,15 +208,33 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(file.fileno())
 
 
-def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:
-    """One rename puts the finished package in place; an old one is moved aside first."""
+def _move_into_place(staging: Path, out_dir: Path, overwrite: bool, log=print) -> None:
+    """One rename puts the finished package in place. An old one is first moved aside, locked, to
+    .NAME.replaced: a kill between the two renames leaves it for the next export to put back
+    (export/staging.py, recover_replaced)."""
     if not out_dir.exists():
         os.rename(staging, out_dir)
         return
     if not overwrite:
         raise ExportError(f"'{out_dir}' appeared during the export; not replacing it")
-    retired = out_dir.with_name(f".{out_dir.name}.replaced")
-    shutil.rmtree(retired, ignore_errors=True)
-    os.rename(out_dir, retired)
-    os.rename(staging, out_dir)
-    shutil.rmtree(retired, ignore_errors=True)
+    recover_replaced(out_dir, log)  # one left by an export killed after its second rename: removed
+    retired = retired_path(out_dir)
+    try:
+        free, lock = lock_folder(out_dir)  # the lock moves with the folder to `retired`
+    except OSError as error:
+        raise ExportError(f"cannot replace '{out_dir}': {error.strerror or error}") from None
+    if not free or retired.exists():
+        release(lock)
+        raise ExportError(f"another export is replacing '{out_dir}' right now; not replacing it")
+    try:
+        os.rename(out_dir, retired)
+        try:
+            os.rename(staging, out_dir)
+        except OSError:
+            os.rename(retired, out_dir)  # the old package back where it was
+            raise
+        shutil.rmtree(retired, ignore_errors=True)
+    except OSError as error:
+        raise ExportError(f"cannot replace '{out_dir}': {error.strerror or error}") from None
+    finally:
+        release(lock)

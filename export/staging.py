@@ -13,6 +13,12 @@ export may take. Two gaps are closed by age:
   GRACE_S seconds is never touched (its lock is not even tried);
 - where flock is not supported (some network file systems, non-POSIX systems), a folder is stale
   only when nothing in it changed for NO_LOCKS_STALE_S.
+
+Replacing a package takes two renames (a folder cannot be renamed over a full one): the old package
+to `.NAME.replaced`, then the new one to NAME. The export locks the old package before the first and
+keeps the lock until it has removed it. A kill between the two leaves no NAME; the next export to
+NAME puts the old package back before anything else (recover_replaced), or removes it once the new
+one is in place.
 """
 
 import os
@@ -70,6 +76,52 @@ def new_staging(out_dir: Path, log=print) -> tuple[Path, int | None]:
 def release(descriptor: int | None) -> None:
     if descriptor is not None:
         os.close(descriptor)  # drops the lock
+
+
+def retired_path(out_dir: Path) -> Path:
+    """Where a package being replaced waits while the new one is renamed into place."""
+    return out_dir.with_name(f".{out_dir.name}.replaced")
+
+
+def lock_folder(folder: Path) -> tuple[bool, int | None]:
+    """(free, descriptor): False when another process holds `folder`'s lock; else the descriptor
+    holding ours, which moves with the folder when it is renamed (None without locks). OSError
+    when the folder cannot be opened."""
+    if fcntl is None:
+        return True, None
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return False, None
+    except OSError:  # no locks on this file system: nothing to wait for
+        pass
+    return True, descriptor
+
+
+def recover_replaced(out_dir: Path, log=print) -> None:
+    """Finish what an export killed while replacing out_dir left: the old package at .NAME.replaced
+    goes back to NAME when nothing took its place, and is removed when the new one did. One that a
+    running export holds (it is between its renames) is left to it."""
+    retired = retired_path(out_dir)
+    if not retired.is_dir() or retired.is_symlink():
+        return
+    try:
+        free, descriptor = lock_folder(retired)
+    except OSError:  # gone meanwhile, or not readable: nothing this export can do with it
+        return
+    if not free:
+        return
+    try:
+        if out_dir.exists() or out_dir.is_symlink():
+            shutil.rmtree(retired, ignore_errors=True)
+            log(f"removed '{retired}', the package an earlier export replaced")
+        else:
+            os.rename(retired, out_dir)
+            log(f"restored '{out_dir}' from '{retired}', where an export killed while replacing it had left it")
+    finally:
+        release(descriptor)
 
 
 def remove_stale_staging(out_dir: Path) -> list[Path]:

@@ -118,3 +118,42 @@ def test_a_link_the_zip_tool_stores_is_refused(package, tmp_path):
     subprocess.run(["zip", "-qry", str(tmp_path / "m.zip"), "model"], cwd=tmp_path, check=True)
     with pytest.raises(PackageError, match="member model/preview.png is a symbolic link"):
         ganpack.load(tmp_path / "m.zip")
+
+
+def test_two_writers_of_one_archive_leave_one_whole_archive(package, tmp_path, monkeypatch):
+    """Two exports to one .zip at once, each held after its first member until the other has begun
+    too: each writes under a partial name of its own, so both finish, the archive is one of theirs,
+    whole, and no partial file is left (a shared partial name mixed their bytes and lost a rename)."""
+    import threading
+
+    started = threading.Barrier(2, timeout=30)
+    real_write = zipfile.ZipFile.write
+
+    def write_then_wait(self, *args, **kwargs):
+        real_write(self, *args, **kwargs)
+        if threading.current_thread() is not threading.main_thread() and not getattr(self, "waited", False):
+            self.waited = True
+            started.wait()
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", write_then_wait)
+    errors = []
+
+    def export():
+        try:
+            write_archive(package, tmp_path / "m.zip")
+        except Exception as error:  # collected, then asserted to be none
+            errors.append(error)
+
+    writers = [threading.Thread(target=export) for _ in range(2)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+    monkeypatch.undo()
+    assert errors == []
+    assert [path.name for path in tmp_path.iterdir()] == ["m.zip"]
+    with zipfile.ZipFile(tmp_path / "m.zip") as archive:
+        assert archive.testzip() is None
+        assert {info.filename: archive.read(info) for info in archive.infolist()} == \
+            {path.name: path.read_bytes() for path in package.iterdir() if path.name in ganpack.archive.ALLOWED}
+    assert ganpack.load(tmp_path / "m.zip", backend="numpy").sample(2, seed=0).shape == (2, 28, 28)

@@ -6,6 +6,7 @@ import json
 import platform
 import re
 import shutil
+import zlib
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ import ganpack
 import ganpack.cli as cli
 import ganpack.model as model_module
 from ganpack.cli import main
-from ganpack.errors import InputError
-from ganpack.grid import encode_png
+from ganpack.errors import InputError, run_command
+from ganpack.grid import GRID_KEYWORD, encode_png, tile
 from ganpack.model import CHUNK_ROWS, DEFAULT_MODEL
 
 BACKENDS = ganpack.available_backends()
@@ -92,6 +93,76 @@ def test_score_reads_a_png_without_pillow(tmp_path, capsys, monkeypatch):
     assert main(["score", str(tmp_path / "digit.png")]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert line == f"{tmp_path / 'digit.png'}[0]\t{ganpack.load().score(digit)[0]:.6f}"
+
+
+def scores(capsys, argv):
+    """`ganpack score ...`'s lines as (name[index], probability)."""
+    capsys.readouterr()
+    assert main(["score", *argv]) == 0
+    return [(name, float(p)) for name, p in (line.split("\t") for line in capsys.readouterr().out.splitlines())]
+
+
+@pytest.mark.parametrize("n, digit", [(1, None), (2, None), (7, None), (10, None), (64, None), (100, None),
+                                      (1, 3), (7, 3), (10, 0)])
+def test_score_reads_back_every_grid_sample_writes(tmp_path, capsys, n, digit):
+    """The grid's digits, in sample order, score as the same digits saved as .npy."""
+    options = [] if digit is None else ["--digit", str(digit)]
+    for out in ("x.png", "x.npy"):
+        assert main(["sample", "-n", str(n), "-o", str(tmp_path / out), "--seed", "5", *options]) == 0
+    from_png, from_npy = scores(capsys, [str(tmp_path / "x.png"), *options]), scores(capsys, [str(tmp_path / "x.npy"),
+                                                                                              *options])
+    assert [name for name, _ in from_png] == [f"{tmp_path / 'x.png'}[{i}]" for i in range(n)]
+    assert np.allclose([p for _, p in from_png], [p for _, p in from_npy], rtol=0, atol=1e-6)
+
+
+def test_score_reads_back_an_interpolation_strip(tmp_path, capsys):
+    for out in ("walk.png", "walk.npy"):
+        assert main(["interpolate", "-o", str(tmp_path / out), "--seeds", "3", "4", "--steps", "5"]) == 0
+    from_png, from_npy = scores(capsys, [str(tmp_path / "walk.png")]), scores(capsys, [str(tmp_path / "walk.npy")])
+    assert len(from_png) == 5 and np.allclose([p for _, p in from_png], [p for _, p in from_npy], rtol=0, atol=1e-6)
+
+
+def score_error(capsys, path) -> str:
+    """What a person sees for `ganpack score path`: status 2 and one line on stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        run_command(main, ["score", str(path)])
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert exit_.value.code == 2 and captured.out == "" and "Traceback" not in captured.err
+    return line
+
+
+def test_a_grid_without_its_layout_is_refused_in_one_line(tmp_path, capsys):
+    """Its size does not say how many digits it holds (a short last row and a black digit look alike)."""
+    (tmp_path / "old.png").write_bytes(encode_png(np.repeat(np.repeat(tile(ganpack.load().sample(7, seed=1)), 2, 0),
+                                                            2, 1)))
+    assert score_error(capsys, tmp_path / "old.png") == (
+        f"error: '{tmp_path / 'old.png'}' is 184x184 pixels with no {GRID_KEYWORD} chunk (the layout ganpack sample "
+        "writes into its grids); score reads a 28x28 digit or a grid ganpack wrote")
+
+
+@pytest.mark.parametrize("old, new, reason", [
+    ("n=7", "n=10", "says rows=3, but n=10 in 3 columns takes 4"),
+    ("scale=2", "scale=3", "describes a 276x276 PNG, but it is 184x184"),
+    ("n=7 ", "n=7x ", "has '7x' where a whole number goes"),
+])
+def test_a_lying_grid_layout_is_refused_in_one_line(tmp_path, capsys, old, new, reason):
+    assert main(["sample", "-n", "7", "-o", str(tmp_path / "x.png"), "--seed", "1"]) == 0
+    data = (tmp_path / "x.png").read_bytes()
+    start = data.index(b"tEXt") - 4
+    length = int.from_bytes(data[start:start + 4], "big")
+    text = data[start + 4:start + 8 + length].replace(old.encode(), new.encode())  # type, keyword, NUL, value
+    forged = len(text[4:]).to_bytes(4, "big") + text + zlib.crc32(text).to_bytes(4, "big")  # a good CRC
+    (tmp_path / "x.png").write_bytes(data[:start] + forged + data[start + 12 + length:])
+    line = score_error(capsys, tmp_path / "x.png")
+    assert line.startswith(f"error: '{tmp_path / 'x.png'}': its {GRID_KEYWORD} chunk ") and reason in line, line
+
+
+def test_a_grid_of_other_images_is_refused(tmp_path, capsys):
+    ganpack.save_grid(np.full((3, 10, 10), 200, np.uint8), tmp_path / "small.png")
+    assert score_error(capsys, tmp_path / "small.png") == (f"error: '{tmp_path / 'small.png'}' is a grid of 10x10 "
+                                                          "images; score reads 28x28 digits")
 
 
 def test_info_is_readable_and_shows_the_quality_figures(capsys):

@@ -150,6 +150,23 @@ def test_data_dir_is_only_for_downloaded_sets(tmp_path, monkeypatch, data):
         datasets.load_dataset(data, str(tmp_path))
 
 
+@pytest.mark.parametrize("data, cache_dir, folder", [("mnist", "", "a-file/ganpack/mnist"),
+                                                   ("fashion-mnist", "", "a-file/ganpack/fashion-mnist"),
+                                                   ("kmnist", "a-file/sub", "a-file/sub/kmnist")])
+def test_a_download_folder_under_a_file_is_one_line(tmp_path, monkeypatch, data, cache_dir, folder):
+    """The default cache (under $XDG_CACHE_HOME) or cache_dir, with a file where a folder must be."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", "a-file")
+    with pytest.raises(ConfigError, match=f"^cache folder '{folder}' cannot be created: Not a directory$"):
+        datasets.load_dataset(data, cache_dir=cache_dir)
+    config = TrainConfig()
+    config.data.data, config.data.cache_dir = data, cache_dir or folder
+    with pytest.raises(ConfigError, match=f"^config key 'cache_dir' must name a folder, not a file or a path under "
+                                          f"one, got '{config.data.cache_dir}'$"):
+        validate(config)
+
+
 @pytest.mark.parametrize("data", ["fashion", "", "no-such-file.npz"])
 def test_unknown_names_and_missing_paths_are_refused(tmp_path, data):
     with pytest.raises(ConfigError, match=f"data '{data}' is neither a data set .bundled, mnist, fashion-mnist"):
@@ -434,3 +451,110 @@ def test_resuming_on_changed_data_is_refused(npz_run, tmp_path):
             main(["--resume", str(copy), "--progress", "false", "--threads", "1"])
     finally:
         (work / "digits.npz").write_bytes(original)
+
+
+# ---------------------------------------------------------------------------- resume from another folder
+
+TINY = ["--dry_run", "--batch_size", "100", "--eval_every", "0", "--export", "false", "--progress", "false",
+        "--threads", "1"]
+RESUME = ["--epochs", "2", "--progress", "false", "--threads", "1"]
+
+
+@pytest.fixture
+def relative_run(tmp_path, monkeypatch):
+    """A one-epoch dry run started in tmp_path/start with `--data digits.npz` (300 images, three
+    classes, beside it) and `--out_dir runs`; the test then stands in tmp_path/elsewhere.
+    Returns (the data's folder, the run folder)."""
+    from training.run import main
+
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir()
+    elsewhere.mkdir()
+    images, labels = digits(300, classes=3, seed=9)
+    np.savez(start / "digits.npz", images=images, labels=labels)
+    monkeypatch.chdir(start)
+    assert main(["--data", "digits.npz", "--epochs", "1", "--out_dir", "runs", "--name", "own", *TINY]) == 0
+    monkeypatch.chdir(elsewhere)
+    return start, start / "runs" / "own"
+
+
+def newest_state(run_dir: Path) -> dict:
+    from training import checkpoint
+
+    return checkpoint.load_latest(run_dir)[0]
+
+
+def test_a_run_on_a_relative_data_path_resumes_from_another_folder(relative_run):
+    from training.run import main
+
+    start, run_dir = relative_run
+    recorded = str(start / "digits.npz")  # made absolute, so that any folder finds it
+    assert json.loads((run_dir / "config.json").read_text())["data"]["data"] == recorded
+    assert newest_state(run_dir)["config"]["data"]["data"] == recorded
+    assert main(["--resume", str(run_dir), *RESUME]) == 0
+    assert newest_state(run_dir)["epoch"] == 2
+
+
+def test_a_resume_may_name_the_same_data_again_but_not_other_data(relative_run, monkeypatch):
+    """A run that recorded its data relative to the folder it started in (as runs did before
+    paths were recorded absolute) or whose data has moved: --data names it again on --resume, and
+    the images' SHA-256 and classes must be the checkpoint's."""
+    import torch
+
+    from training import checkpoint
+    from training.run import main
+
+    start, run_dir = relative_run
+    (newest,) = checkpoint.list_checkpoints(run_dir)[-1:]
+    state = torch.load(newest, weights_only=True)
+    state["config"]["data"]["data"] = "digits.npz"  # as given, relative to start/
+    checkpoint.save_checkpoint(state, newest)
+    images, labels = digits(300, classes=3, seed=9)
+    np.savez("moved.npz", images=images, labels=labels)  # the same data, elsewhere under another name
+    np.savez("other.npz", images=digits(300, classes=3, seed=10)[0], labels=labels)
+    np.savez("relabeled.npz", images=images, labels=labels % 2)
+
+    with pytest.raises(ConfigError, match=r"^the run's data 'digits.npz' is not found from '.*elsewhere'; pass "
+                                          r"--data with its path \(its images must be the run's"):
+        main(["--resume", str(run_dir), *RESUME])
+    with pytest.raises(DataError, match=r"^the data 'other.npz' \(300 images, SHA-256 .*\) is not what this run "
+                                        r"was trained on \('digits.npz', 300 images"):
+        main(["--resume", str(run_dir), "--data", "other.npz", *RESUME])
+    with pytest.raises(DataError, match=r"^the data 'relabeled.npz' holds this run's images, but its class_names "
+                                        r"is \['0', '1'\], not \['0', '1', '2'\]"):
+        main(["--resume", str(run_dir), "--data", "relabeled.npz", *RESUME])
+    assert newest_state(run_dir)["epoch"] == 1  # refused before anything was written
+    assert main(["--resume", str(run_dir), "--data", "moved.npz", *RESUME]) == 0
+    resumed = newest_state(run_dir)
+    assert resumed["epoch"] == 2 and resumed["config"]["data"]["data"] == str(Path("moved.npz").absolute())
+    assert resumed["data_source"]["sha256"] == state["data_source"]["sha256"]
+
+    del state["data_source"]  # a checkpoint from before sources were recorded: nothing to check a new path by
+    checkpoint.save_checkpoint(state, newest)
+    for later in checkpoint.list_checkpoints(run_dir):
+        if later != newest:
+            later.unlink()
+    with pytest.raises(ConfigError, match=r"^'--data' cannot change on --resume of this run: its checkpoint "
+                                          r"records no SHA-256 of its data to check '.*moved.npz' against"):
+        main(["--resume", str(run_dir), "--data", "moved.npz", *RESUME])
+    monkeypatch.chdir(start)  # from the folder it started in, its recorded path still finds the data
+    assert main(["--resume", str(run_dir), "--epochs", "3", "--progress", "false", "--threads", "1"]) == 0
+
+
+def test_a_resume_whose_networks_lack_a_weight_is_one_line(relative_run):
+    """A checkpoint with every key but a network missing a tensor: one line naming the part, not
+    torch's many-line load_state_dict traceback."""
+    from training import checkpoint
+    from training.errors import TrainingError
+    from training.run import main
+
+    _, run_dir = relative_run
+    state, path = checkpoint.load_latest(run_dir)
+    dropped = sorted(state["generator"])[0]
+    del state["generator"][dropped]
+    checkpoint.save_checkpoint(state, path)
+    with pytest.raises(TrainingError) as caught:
+        main(["--resume", str(run_dir), *RESUME])
+    message = str(caught.value)
+    assert message.startswith("cannot resume: the checkpoint's 'generator' does not fit the run's model: ")
+    assert dropped in message and "\n" not in message

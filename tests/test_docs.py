@@ -203,9 +203,9 @@ import torch
 from training import mnist
 from training.classifier import DigitClassifier, cache_path
 torch.manual_seed(0)
-images_uint8, _ = mnist.load_bundled()
+images_uint8, labels = mnist.load_bundled()
 torch.save({"model": DigitClassifier().state_dict(), "held_out_accuracy": 0.0},
-           cache_path(images_uint8, Path(sys.argv[1])))
+           cache_path(images_uint8, labels, 10, Path(sys.argv[1])))
 """
 
 

@@ -109,16 +109,91 @@ def test_report_scores_the_references_conditionally_too(evaluator):
     assert "label_agreement" not in evaluator.report(images)["generated"]
 
 
-def test_the_cache_serves_the_same_labels_only(evaluator, cache, tmp_path):
+def test_same_images_with_other_labels_keep_a_cache_file_each(evaluator, cache, tmp_path):
+    """Two data sets of the same images, labeled differently: each trains its classifier once and
+    then loads it, however the evaluations alternate (one shared file was trained again each turn)."""
     import shutil
 
     images, labels = patterns(300)
-    messages = []
-    evaluate.Evaluator(images, labels, str(cache), log=messages.append, num_classes=3)
-    assert messages == []  # from the cache
+    other = (labels + 1) % 3
     own_cache = shutil.copytree(cache, tmp_path / "cache")  # the module's stays as it is
+    messages = []
+    evaluate.Evaluator(images, labels, str(own_cache), log=messages.append, num_classes=3)
+    assert messages == []  # from the cache
+    evaluate.Evaluator(images, other, str(own_cache), log=messages.append, num_classes=3)
+    assert messages[0].startswith("training the evaluator's classifier on 300 images")
+    assert len(list(own_cache.glob("classifier-*.pt"))) == 2
+    messages.clear()
+    for each in (labels, other, labels, other):
+        evaluate.Evaluator(images, each, str(own_cache), log=messages.append, num_classes=3)
+    assert messages == []
+    assert sorted(path.name for path in own_cache.iterdir()) == sorted(path.name for path in
+                                                                       own_cache.glob("classifier-*.pt"))
+
+
+def test_a_cache_file_made_for_other_labels_is_trained_again(evaluator, cache, tmp_path):
+    """The labels' SHA-256 inside the file is checked too: a file copied or damaged under the name
+    of these labels is not trusted."""
+    import shutil
+
+    from training.classifier import cache_path
+
+    images, labels = patterns(300)
+    own_cache = shutil.copytree(cache, tmp_path / "cache")
+    shutil.copy(cache_path(images, labels, 3, own_cache), cache_path(images, (labels + 1) % 3, 3, own_cache))
+    messages = []
     evaluate.Evaluator(images, (labels + 1) % 3, str(own_cache), log=messages.append, num_classes=3)
     assert "was trained on other labels; training it again" in messages[0]
+
+
+def test_a_cache_folder_under_a_file_is_one_line_before_any_training(tmp_path):
+    from training.classifier import load_or_train
+
+    (tmp_path / "a-file").write_text("not a folder\n")
+    images, labels = patterns(300)
+    messages = []
+    with pytest.raises(ConfigError, match=r"^the evaluator's cache folder '.*a-file/sub' cannot be created: "
+                                          r"Not a directory$"):
+        load_or_train(images, labels, tmp_path / "a-file" / "sub", messages.append, num_classes=3)
+    assert messages == []  # refused before training
+
+
+def test_two_evaluators_caching_one_classifier_at_once_both_finish(tmp_path, monkeypatch):
+    """Two processes' evaluators of one data set, both saving the classifier they trained at once:
+    each saves under a partial name of its own (with a shared one, the second rename found nothing)."""
+    import threading
+
+    from training import classifier
+
+    images, labels = patterns(300)
+    trained = classifier.TrainedClassifier(classifier.DigitClassifier(3), 0.5, torch.zeros(30, 784))
+    monkeypatch.setattr(classifier, "train_classifier", lambda *args, **kwargs: trained)
+    started = threading.Barrier(2, timeout=30)
+    real_save = torch.save
+
+    def save_when_both_are_saving(obj, file, *args, **kwargs):
+        started.wait()
+        real_save(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_when_both_are_saving)
+    errors = []
+
+    def evaluator_of_its_own():
+        try:
+            classifier.load_or_train(images, labels, tmp_path, log=lambda *a: None, num_classes=3)
+        except Exception as error:  # collected, then asserted to be none
+            errors.append(error)
+
+    threads = [threading.Thread(target=evaluator_of_its_own) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    monkeypatch.undo()
+    assert errors == []
+    assert [path.name for path in tmp_path.iterdir()] == [classifier.cache_path(images, labels, 3, tmp_path).name]
+    state = torch.load(next(tmp_path.iterdir()), weights_only=True)
+    assert state["labels_sha256"] == classifier.labels_digest(labels)
 
 
 def test_unlabeled_or_tiny_data_cannot_be_scored(tmp_path):

@@ -277,3 +277,25 @@ def test_single_file_archive(run_dir, tmp_path):
     assert np.array_equal(from_archive.sample(8, seed=1), from_folder.sample(8, seed=1))
     with pytest.raises(ExportError, match="--overwrite"):
         write_package(load_state(run_dir), archive, log=lambda *a: None)
+
+
+def test_a_checkpoint_whose_weights_miss_a_tensor_is_one_line():
+    """A state dict lacking a tensor (or holding one of another shape) is refused in one line
+    naming the key, not torch's many-line RuntimeError."""
+    from training.config import TrainConfig
+    from training.model import build_models
+
+    config = TrainConfig()
+    generator, discriminator = build_models(config.model)
+    weights = generator.state_dict()
+    first = next(iter(weights))
+    del weights[first]
+    state = {"config": config.to_dict(), "generator": weights, "discriminator": discriminator.state_dict(),
+             "epoch": 1, "step": 4}
+    with pytest.raises(ExportError, match=rf"^the checkpoint's 'generator' weights do not fit its config's networks: "
+                                          rf".*Missing key\(s\) in state_dict: \"{first}\"") as caught:
+        networks_from_state(state)
+    assert "\n" not in str(caught.value)
+    state["generator"], state["discriminator"] = generator.state_dict(), {"stack.layers.0.weight": torch.zeros(1)}
+    with pytest.raises(ExportError, match="^the checkpoint's 'discriminator' weights do not fit"):
+        networks_from_state(state)

@@ -89,8 +89,8 @@ def test_evaluate_command_uses_the_cached_classifier(evaluator, tmp_path, capsys
     from training.classifier import cache_path
 
     classifier = evaluator[0]
-    images_uint8, _ = mnist.load_bundled()
-    path = cache_path(images_uint8, tmp_path)
+    images_uint8, labels = mnist.load_bundled()
+    path = cache_path(images_uint8, labels, 10, tmp_path)
     torch.save({"model": classifier.model.state_dict(), "held_out_accuracy": classifier.held_out_accuracy}, path)
     from ganpack.model import DEFAULT_MODEL
 
@@ -114,10 +114,10 @@ def test_training_evaluates_and_the_manifest_records_it(evaluator, tmp_path):
     from training.run import main
 
     classifier = evaluator[0]
-    images_uint8, _ = mnist.load_bundled()
+    images_uint8, labels = mnist.load_bundled()
     (tmp_path / "cache").mkdir()
     torch.save({"model": classifier.model.state_dict(), "held_out_accuracy": classifier.held_out_accuracy},
-               cache_path(images_uint8, tmp_path / "cache"))  # a seeded cache: no 30 s of training here
+               cache_path(images_uint8, labels, 10, tmp_path / "cache"))  # a seeded cache: no 30 s of training here
     argv = ["--out_dir", str(tmp_path / "runs"), "--name", "q", "--epochs", "2", "--eval_every", "1",
             "--eval_samples", "100", "--evaluator_cache", str(tmp_path / "cache"), "--progress", "false",
             "--threads", "1", "--batch_size", "256"]
@@ -139,7 +139,7 @@ def test_a_damaged_classifier_cache_is_trained_again(tmp_path, damage):
 
     images_uint8, labels = mnist.load_bundled()
     images_uint8, labels = images_uint8[:200], labels[:200]
-    path = classifier.cache_path(images_uint8, tmp_path)
+    path = classifier.cache_path(images_uint8, labels, 10, tmp_path)
     classifier.load_or_train(images_uint8, labels, tmp_path, log=lambda *a: None)  # a good cache
     good = path.read_bytes()
     path.write_bytes(good[:len(good) // 2] if damage == "truncated" else damage)

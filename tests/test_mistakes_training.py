@@ -72,6 +72,10 @@ def work(tmp_path_factory):
     corrupt.parent.mkdir(parents=True)
     corrupt.write_bytes((work / "good.pt").read_bytes()[:5000])
     torch.save({"weights": [1.0, 2.0]}, work / "foreign.pt")  # a torch file, not a ganpack checkpoint
+    # checkpoints lacking a key their reader needs: the networks for an export, everything for a resume
+    checkpoint.save_checkpoint({key: value for key, value in state.items() if key != "generator"},
+                               work / "no-generator.pt")
+    checkpoint.save_checkpoint(state, checkpoint.checkpoint_path(work / "export-only-run", 4))
     # data of your own, wrong in one way each
     np.save(work / "float.npy", np.zeros((300, 28, 28), np.float32))
     np.save(work / "flat.npy", np.zeros((300, 784), np.uint8))
@@ -116,8 +120,16 @@ RUN_MISTAKES = [
     (["--device=tpu"], "config key 'device' must be auto, cpu, mps, cuda or cuda:N, got 'tpu'"),
     slow(["--device=cuda:abc"], "got 'cuda:abc'"),
     slow(["--name=a/b"], "config key 'name' must be a plain folder name, got 'a/b'"),
-    (["--evaluator_cache=a-file"], "config key 'evaluator_cache' must name a folder, not a file, got 'a-file'"),
-    slow(["--data=mnist", "--cache_dir=a-file"], "config key 'cache_dir' must name a folder, not a file, got 'a-file'"),
+    (["--evaluator_cache=a-file"], "config key 'evaluator_cache' must name a folder, not a file or a path under one, "
+                                   "got 'a-file'"),
+    slow(["--data=mnist", "--cache_dir=a-file"], "config key 'cache_dir' must name a folder, not a file or a path "
+                                                 "under one, got 'a-file'"),
+    (["--data=mnist", "--cache_dir=a-file/sub"], "config key 'cache_dir' must name a folder, not a file or a path "
+                                                 "under one, got 'a-file/sub'"),
+    slow(["--evaluator_cache=a-file/sub"], "config key 'evaluator_cache' must name a folder, not a file or a path "
+                                           "under one, got 'a-file/sub'"),
+    slow(["--data=mnist", "--data_dir=a-file/sub"], "config key 'data_dir' must name a folder, not a file or a path "
+                                                    "under one, got 'a-file/sub'"),
     (["--preset=nope"], "unknown preset 'nope'"),
     (["--data=no-such.npz"], "config key 'data' must be one of bundled, mnist, fashion-mnist, kmnist or a file or "
                              "folder that exists, got 'no-such.npz'"),
@@ -156,6 +168,10 @@ RESUME_MISTAKES = [  # no other options: a resumed run may change few of them
     slow(["--resume", "a-file"], "run folder 'a-file' is a file"),
     slow(["--resume", "empty-run"], "no checkpoint found in 'empty-run/checkpoints'"),
     slow(["--resume", "corrupt-run"], "no readable checkpoint in 'corrupt-run/checkpoints'"),
+    slow(["--resume", "export-only-run"], "no readable checkpoint in 'export-only-run/checkpoints' (the newest: "
+                                          "checkpoint 'export-only-run/checkpoints/step_000000004.pt' lacks the keys "
+                                          "'optimizer_g', 'optimizer_d', 'torch_rng', 'step_in_epoch', 'elapsed', "
+                                          "'world_size'"),
 ]
 
 EXPORT_MISTAKES = [
@@ -169,6 +185,7 @@ EXPORT_MISTAKES = [
     slow(["corrupt-run", "--out", "pkg"], "no readable checkpoint in 'corrupt-run/checkpoints'"),
     slow(["a-file", "--out", "pkg"], "checkpoint 'a-file' cannot be read"),
     slow(["foreign.pt", "--out", "pkg"], "'foreign.pt' is not a ganpack checkpoint"),
+    (["no-generator.pt", "--out", "pkg"], "checkpoint 'no-generator.pt' lacks the key 'generator'"),
     slow(["good.pt", "--out", "a-file"], "'a-file' already exists; pass --overwrite to replace it"),
     slow(["good.pt", "--out", "a-file/pkg"], "cannot write 'a-file/pkg': a file is in the way of its folder 'a-file'"),
     slow(["good.pt", "--out", "a-file", "--overwrite"], "'a-file' is a file, not a model package; not replacing it"),
@@ -189,6 +206,7 @@ EVALUATE_MISTAKES = [  # training.evaluate imports torch before it reads its arg
     slow([MODEL, "--samples", "10", "--json", "a-file/rows.json"],
          "--json 'a-file/rows.json': 'a-file' is not a folder"),
     slow([MODEL, "--samples", "10", "--cache-dir", "a-file"], "--cache-dir 'a-file' is a file"),
+    slow([MODEL, "--samples", "10", "--cache-dir", "a-file/sub"], "--cache-dir 'a-file/sub' cannot be created"),
     slow([MODEL, "--samples", "10", "--data", "no-such.npz"], "--data 'no-such.npz' is neither a data set"),
     slow([MODEL, "--samples", "10", "--data", "float.npy"], "float.npy: the array has dtype float32, want uint8"),
     slow([MODEL, "--samples", "10", "--data", "pixels.npz"], "pixels.npz: no images array"),

@@ -11,7 +11,7 @@ import pytest
 
 from ganpack.errors import InputError
 from ganpack.grid import encode_png
-from ganpack.png import decode_png, read_png
+from ganpack.png import decode_png, decode_png_text, read_png, read_png_text
 
 Image = pytest.importorskip("PIL.Image")  # the reference decoder, in the dev environment only
 
@@ -90,9 +90,42 @@ def test_ancillary_chunks_are_skipped():
     assert np.array_equal(decode_png(png(28, 28, filtered(pixels, [0] * 28), extra=text)), pixels)
 
 
+def test_text_chunks_are_read_as_pillow_reads_them():
+    pixels = images()["noise"]
+    data = encode_png(pixels, {"ganpack-grid": "version=1 n=1", "Comment": "caf\u00e9 = 28x28"})
+    read, texts = decode_png_text(data)
+    assert np.array_equal(read, pixels)
+    assert texts == [("ganpack-grid", "version=1 n=1"), ("Comment", "caf\u00e9 = 28x28")]  # file order, Latin-1
+    assert dict(texts) == Image.open(io.BytesIO(data)).text
+
+
+def test_text_pillow_writes_is_read():
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Title", "a digit")
+    info.add_text("ganpack-grid", "version=1 n=1 columns=1 rows=1 cell=28x28 padding=0 scale=1")
+    _, texts = decode_png_text(pillow_png(images()["noise"], pnginfo=info))
+    assert dict(texts) == {"Title": "a digit",
+                           "ganpack-grid": "version=1 n=1 columns=1 rows=1 cell=28x28 padding=0 scale=1"}
+
+
+def test_odd_text_chunks_are_read_not_refused():
+    """tEXt is ancillary: one without its NUL is all keyword (as Pillow reads it), after the image
+    data is still text, and zTXt/iTXt are skipped."""
+    pixels = images()["noise"]
+    before = chunk(b"tEXt", b"no separator") + chunk(b"zTXt", b"k\0\0" + zlib.compress(b"v"))
+    data = png(28, 28, filtered(pixels, [0] * 28), extra=before)
+    after = chunk(b"tEXt", b"late\0\xff")
+    data = data[:-12] + after + data[-12:]  # between IDAT and IEND
+    read, texts = decode_png_text(data)
+    assert np.array_equal(read, pixels) and texts == [("no separator", ""), ("late", "\u00ff")]
+
+
 def test_read_png_names_the_file(tmp_path):
     (tmp_path / "digit.png").write_bytes(encode_png(images()["noise"]))
     assert np.array_equal(read_png(tmp_path / "digit.png"), images()["noise"])
+    assert read_png_text(tmp_path / "digit.png")[1] == []
     with pytest.raises(InputError, match=r"^'.*missing.png': cannot be read"):
         read_png(tmp_path / "missing.png")
 
@@ -126,6 +159,7 @@ def test_broken_files_are_refused_with_the_reason():
         b"\x89PNG\r\n\x1a\n" + chunk(b"IDAT", b"") + chunk(b"IEND", b""): "first chunk is not IHDR",
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", bytes(12)): "IHDR is not 13 bytes",
         good[:idat + 4] + b"not zlib" + good[idat + 12:]: "bad CRC",
+        png(28, 28, bytes(29 * 28), extra=chunk(b"tEXt", b"k\0v")[:-1] + b"\0"): "bad CRC in its tEXt chunk",
     }
     for data, reason in cases.items():
         with pytest.raises(InputError, match=f"^'bad.png': .*{reason}") as error:

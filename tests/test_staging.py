@@ -94,3 +94,70 @@ def test_the_export_after_a_killed_one_removes_its_staging_folder(tmp_path):
     assert not killed.exists() and other.exists()
     assert (tmp_path / "pkg" / "manifest.json").is_file()
     assert not list(tmp_path.glob(".pkg.*"))
+
+
+def save_untrained(path: Path, step: int) -> None:
+    """A checkpoint of the default networks, seeded by `step`: two steps give two packages."""
+    import torch
+
+    from training import checkpoint
+    from training.config import TrainConfig
+    from training.model import build_models
+
+    config = TrainConfig()
+    torch.manual_seed(step)
+    generator, discriminator = build_models(config.model)
+    checkpoint.save_checkpoint({"config": config.to_dict(), "generator": generator.state_dict(),
+                                "discriminator": discriminator.state_dict(), "epoch": 1, "step": step}, path)
+
+
+def held(folder: Path) -> int | None:
+    """The training step of the package in `folder`, checked whole; None when there is none."""
+    from ganpack.manifest import read_manifest
+    from ganpack.package import verify_package
+
+    if not folder.exists():
+        return None
+    verify_package(folder)
+    return read_manifest(folder).provenance["steps"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_at, left", [(1, 4), (2, None), (3, 8), (4, 8)])
+def test_a_replacing_export_killed_at_any_step_loses_no_package(tmp_path, monkeypatch, kill_at, left):
+    """`python -m export new.pt --out pkg --overwrite` over the package of old.pt, SIGKILLed at each
+    step of putting the new one in place (tests/kill_during_export.py): 1 before moving the old one
+    aside, 2 between the two renames, 3 midway through removing the old one; 4 is past the last.
+    The folder then holds the old or the new package, or nothing with the old one aside, which the
+    next export puts back first, even one that fails; the next export that succeeds leaves its own."""
+    import export.package as package_module
+    from export.errors import ExportError
+    from export.package import load_state, write_package
+
+    save_untrained(tmp_path / "old.pt", 4)
+    save_untrained(tmp_path / "new.pt", 8)
+    write_package(load_state(tmp_path / "old.pt"), tmp_path / "pkg", log=lambda *a: None)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "kill_during_export.py"), str(kill_at), "new.pt",
+                           "--out", "pkg", "--overwrite"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == (0 if kill_at == 4 else -signal.SIGKILL), done.stderr[-2000:]
+    assert held(tmp_path / "pkg") == left
+    if left is None:
+        assert held(tmp_path / ".pkg.replaced") == 4  # aside, whole
+
+    def parity_fails(*args, **kwargs):
+        raise ExportError("parity failed")
+
+    monkeypatch.setattr(package_module, "check_parity", parity_fails)
+    with pytest.raises(ExportError, match="parity failed"):
+        write_package(load_state(tmp_path / "new.pt"), tmp_path / "pkg", overwrite=True, log=lambda *a: None)
+    assert held(tmp_path / "pkg") == (left or 4)
+    monkeypatch.undo()
+
+    then = time.time() - 10 * GRACE_S  # the killed export's staging folder, as the next export finds it later
+    for killed in tmp_path.glob(".pkg.*.partial"):
+        os.utime(killed, (then, then))
+    write_package(load_state(tmp_path / "new.pt"), tmp_path / "pkg", overwrite=True, log=lambda *a: None)
+    assert held(tmp_path / "pkg") == 8
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["new.pt", "old.pt", "pkg"]

@@ -3,20 +3,22 @@ metrics are computed in (the usual MNIST practice, as TF-GAN's mnist_frechet_dis
 
 Trained once per data set on a fixed split (10% held out) with a fixed seed, then cached, so
 later evaluations load it in milliseconds. Its output has one logit per class of the data (ten
-for MNIST). The cache file is named by the training images' bytes and this file's training recipe
-(RECIPE), so a change to either trains a new one; the file also records the labels' SHA-256,
-so the same images with other labels train a new one too. (A cache file written before labels
-were recorded has none: it was trained on MNIST digits with their own labels, and is used.)
+for MNIST). The cache file is named by the training images' bytes, their labels, the number of
+classes and this file's training recipe (RECIPE), so a change to any of them trains a new one
+and data sets that differ only in their labels each keep their own. The file also records the
+labels' SHA-256, checked on load (a file that records none is trusted by its name).
 """
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from ganpack.atomic import replacing
+from training.errors import ConfigError
 
 RECIPE = "cnn32-64-128/adam1e-3/epochs8/batch64/heldout0.1/seed0"
 HELD_OUT_FRACTION = 0.1
@@ -85,13 +87,25 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8
     return trained
 
 
-def cache_path(images: np.ndarray, cache_dir: Path) -> Path:
-    key = hashlib.sha256(images.tobytes() + RECIPE.encode()).hexdigest()[:16]
+def cache_path(images: np.ndarray, labels: np.ndarray, num_classes: int, cache_dir: Path) -> Path:
+    """The cache file of the classifier for images (N, 28, 28) uint8 with labels (N,)."""
+    key = hashlib.sha256(np.ascontiguousarray(images).tobytes() + labels_digest(labels).encode()
+                         + f"/classes{num_classes}/{RECIPE}".encode()).hexdigest()[:16]
     return cache_dir / f"classifier-{key}.pt"
 
 
 def labels_digest(labels: np.ndarray) -> str:
-    return hashlib.sha256(labels.astype(np.int64).tobytes()).hexdigest()
+    return hashlib.sha256(np.ascontiguousarray(labels, dtype=np.int64).tobytes()).hexdigest()
+
+
+def check_cache_dir(cache_dir: Path) -> None:
+    """Create the cache folder, or say in one line why it cannot be (a file in the way, no
+    permission): before the minutes of training, not after."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # FileExistsError, NotADirectoryError: a file where a folder must be
+        raise ConfigError(f"the evaluator's cache folder '{cache_dir}' cannot be created: "
+                          f"{error.strerror or error}") from None
 
 
 def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path, log=print,
@@ -102,12 +116,13 @@ def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path,
 
     images = to_training_tensor(images_uint8, "cpu")
     labels_t = torch.as_tensor(labels.astype(np.int64))
-    path = cache_path(images_uint8, cache_dir)
+    path = cache_path(images_uint8, labels, num_classes, cache_dir)
     _, held_out = split(len(images))
+    check_cache_dir(cache_dir)
     if path.is_file():
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            recorded = state.get("labels_sha256", labels_digest(labels))  # none recorded: MNIST's own
+            recorded = state.get("labels_sha256", labels_digest(labels))  # none: trusted by its name alone
             if recorded != labels_digest(labels) or state["model"]["head.weight"].shape[0] != num_classes:
                 log(f"the cached classifier {path} was trained on other labels; training it again")
             else:
@@ -121,9 +136,7 @@ def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path,
     log(f"training the evaluator's classifier on {len(images)} images (once; cached in {cache_dir}) ...")
     trained = train_classifier(images, labels_t, num_classes=num_classes)
     log(f"classifier held-out accuracy: {trained.held_out_accuracy:.4f}")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"model": trained.model.state_dict(), "held_out_accuracy": trained.held_out_accuracy,
-                "labels_sha256": labels_digest(labels)}, partial)
-    os.replace(partial, path)
+    with replacing(path) as file:  # a partial name of its own: two evaluators of one data set race safely
+        torch.save({"model": trained.model.state_dict(), "held_out_accuracy": trained.held_out_accuracy,
+                    "labels_sha256": labels_digest(labels)}, file)
     return trained

@@ -10,6 +10,7 @@ import difflib
 import itertools
 import json
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +261,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("eval_samples", 10 <= r.eval_samples <= MAX_EVAL_SAMPLES, f"must be in [10, {MAX_EVAL_SAMPLES}]"),
         ("name", "/" not in r.name and "\0" not in r.name and r.name not in (".", ".."),
          "must be a plain folder name"),
-        *((key, not (folder and Path(folder).expanduser().is_file()), "must name a folder, not a file")
+        *((key, not _file_in_the_way(folder), "must name a folder, not a file or a path under one")
           for key, folder in (("data_dir", d.data_dir), ("cache_dir", d.cache_dir),
                               ("evaluator_cache", r.evaluator_cache))),
     ]
@@ -276,6 +277,12 @@ def validate(config: TrainConfig) -> TrainConfig:
             raise ConfigError(f"config keys {keys} give layer widths {widths}: {parameters:,} parameters, "
                               f"over the limit of {MAX_PARAMETERS:,}")
     return config
+
+
+def _file_in_the_way(folder: str) -> bool:
+    """True when `folder` or a folder above it is a file: it cannot be made ('a-file/sub')."""
+    path = Path(folder).expanduser()  # os.path's tests: False, not an exception, on a folder we may not read
+    return bool(folder) and any(os.path.exists(part) and not os.path.isdir(part) for part in (path, *path.parents))
 
 
 MAX_CLASSES = 1000  # far above any labeled set of 28x28 images; every class is one input column

@@ -233,11 +233,24 @@ def _check_labels(labels: np.ndarray, count: int, path: Path, what: str) -> np.n
 # ---------------------------------------------------------------------------- resume
 
 
-def check_resumed_data(source: dict, state: dict | None) -> None:
-    """A resumed run must see the images its checkpoint was trained on (a checkpoint written
-    before sources were recorded has nothing to compare)."""
+def recorded_source(state: dict | None) -> dict | None:
+    """The data source a checkpoint records, or None (a new run, or a checkpoint written before
+    sources were recorded)."""
     recorded = (state or {}).get("data_source")
-    if recorded and recorded["sha256"] != source["sha256"]:
+    return recorded if isinstance(recorded, dict) and isinstance(recorded.get("sha256"), str) else None
+
+
+def check_resumed_data(source: dict, state: dict | None) -> None:
+    """A resumed run must see the images its checkpoint was trained on, labeled as they were,
+    wherever the data now lies (a checkpoint without a source record has nothing to compare)."""
+    recorded = recorded_source(state)
+    if recorded is None:
+        return
+    if recorded["sha256"] != source["sha256"]:
         raise DataError(f"the data '{source['name']}' ({source['images']} images, SHA-256 {source['sha256'][:12]}...) "
                         f"is not what this run was trained on ('{recorded['name']}', {recorded['images']} images, "
                         f"SHA-256 {recorded['sha256'][:12]}...)")
+    for key in ("labeled", "class_names"):
+        if key in recorded and recorded[key] != source[key]:
+            raise DataError(f"the data '{source['name']}' holds this run's images, but its {key} is "
+                            f"{source[key]!r}, not {recorded[key]!r} as when the run was trained")

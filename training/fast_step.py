@@ -25,6 +25,8 @@ with the gradient, not 154. The gradient, back along the chain:
 (leaky' is piecewise constant: its own derivative is zero, as in autograd's double backward).
 """
 
+import struct
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,15 +62,27 @@ class Gradients:
             sum_over_ranks(self.flat, world).div_(world.size)
 
 
+def kernel_rate(rate: float, device: torch.device) -> float:
+    """The learning rate as the fused Adam kernel should get it as a Python float, so that the plain
+    fast step and its CUDA graph (training/graphed_step.py) update the weights bit for bit alike.
+    CUDA's kernel reads a tensor rate as float32 and widens it to double, but takes a float rate as
+    the double it is: 6e-4 and float32(6e-4) differ by 1e-8 of the rate, enough to round a step size
+    apart now and then, after which the two runs drift apart. So on CUDA the float is rounded to
+    float32 first. The CPU's kernel reads a float64 tensor, the float's own value: nothing to do."""
+    return struct.unpack("f", struct.pack("f", rate))[0] if device.type == "cuda" else rate
+
+
 def adam_step(optimizer: torch.optim.Adam, lr: torch.Tensor | None = None) -> None:
     """optimizer.step() for a torch.optim.Adam with fused=True and one parameter group, straight
     through torch's fused kernel: the same two calls and the same bits as its step(), without its
     per-call grouping of tensors by device (a tenth of a millisecond a call here). `lr`, a 0-dim
     tensor holding the group's rate, is read by the kernel when it runs (a CUDA graph replays
-    it), not when it is queued. Any other Adam goes through its own step()."""
+    it), not when it is queued; without it, the group's rate as kernel_rate() gives it. Any other
+    Adam goes through its own step()."""
     (group,) = optimizer.param_groups
     params, state = group["params"], optimizer.state
-    if not group["fused"] or group["amsgrad"] or group["maximize"] or group["decoupled_weight_decay"] \
+    # .get: torch releases before decoupled_weight_decay existed have no such key (it is False here)
+    if not group["fused"] or group["amsgrad"] or group["maximize"] or group.get("decoupled_weight_decay") \
             or any(p not in state for p in params):
         optimizer.step()  # also creates the state on the first step
         return
@@ -76,7 +90,7 @@ def adam_step(optimizer: torch.optim.Adam, lr: torch.Tensor | None = None) -> No
     torch._foreach_add_(steps, 1)
     torch._fused_adam_(params, [p.grad for p in params], [state[p]["exp_avg"] for p in params],
                        [state[p]["exp_avg_sq"] for p in params], [], steps, amsgrad=False,
-                       lr=group["lr"] if lr is None else lr,
+                       lr=kernel_rate(group["lr"], params[0].device) if lr is None else lr,
                        beta1=group["betas"][0], beta2=group["betas"][1], weight_decay=group["weight_decay"],
                        eps=group["eps"], maximize=False, grad_scale=None, found_inf=None)
 

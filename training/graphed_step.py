@@ -49,14 +49,18 @@ class GraphedStep:
                 self.values[name] = value
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        inputs = self.fast.inputs(real, labels)
+        return self.compute(*self.fast.inputs(real, labels))
+
+    def compute(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """FastStep.compute on `inputs` (FastStep.inputs()' tuple), through the graph: they are copied
+        into its static inputs, and the rates refreshed, before a replay. benchmarks/gpu_check.py
+        calls it with draws made on another device, to hold the graph to the CPU's steps."""
         self._refresh_scalars()
         self.calls += 1
-        if self.static is None or self.static[0].shape != real.shape:
+        if self.static is None or self.static[0].shape != inputs[0].shape:
             self.static = tuple(torch.empty_like(x) for x in inputs)
             self.graph = None
-        for static, value in zip(self.static, inputs, strict=True):
-            static.copy_(value)
+        self._load(inputs)
         if not self.capture:
             return self.fast.compute(*self.static)
         if self.calls <= WARMUP:
@@ -70,6 +74,12 @@ class GraphedStep:
             return self.fast.compute(*self.static)
         self.graph.replay()
         return self.output
+
+    def _load(self, inputs: tuple[torch.Tensor, ...]) -> None:
+        """Copy this step's inputs into the graph's static inputs (a replay reads only those)."""
+        assert self.static is not None
+        for static, value in zip(self.static, inputs, strict=True):
+            static.copy_(value)
 
     def _capture(self) -> bool:
         """Record compute() on the static inputs (recording runs nothing); False, after saying why,

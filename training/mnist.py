@@ -208,6 +208,10 @@ def load_idx_set(
         images_path, labels_path = (_find_local(data_dir, name, gz_md5, title) for name in names)
     else:
         cache_dir = Path(cache_dir).expanduser()
+        try:  # here, not in the download: a file in the way is the folder's fault, not a mirror's
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # 'a-file/mnist': NotADirectoryError; a read-only parent: PermissionError
+            raise ConfigError(f"cache folder '{cache_dir}' cannot be created: {error.strerror or error}") from None
         images_path, labels_path = (
             download_file(name + ".gz", gz_md5[name + ".gz"], cache_dir, mirrors) for name in names
         )

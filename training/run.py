@@ -10,22 +10,41 @@ import sys
 from pathlib import Path
 
 from ganpack.errors import run_command
-from training.config import TrainConfig, parse_command_line, set_value, usage, validate
+from training.config import DATASETS, TrainConfig, parse_command_line, set_value, usage, validate
 from training.errors import ConfigError
 from training.rundir import new_run_dir, write_config
 
-# On resume the model, optimizer and data must stay as they were; these may change.
+# On resume the model, optimizer and data must stay as they were; these may change. `data` may
+# name another path to the same images (moved, or given relative to another folder): the trainer
+# compares their SHA-256 with the checkpoint's (training/datasets.py, check_resumed_data).
 RESUMABLE_OVERRIDES = {"epochs", "device", "threads", "log_every", "sample_every", "checkpoint_every",
-                       "keep_checkpoints", "progress", "export", "data_dir", "cache_dir", "eval_every",
+                       "keep_checkpoints", "progress", "export", "data", "data_dir", "cache_dir", "eval_every",
                        "eval_samples", "evaluator_cache", "train_step"}
 
 
+def absolute_data(data: str) -> str:
+    """`data` as a run records it: a data set's name as it is, a path made absolute, so that a
+    resume from another folder finds it (the package records only its base name)."""
+    return data if data in DATASETS or not data else str(Path(data).expanduser().absolute())
+
+
 def resume_config(state: dict, overrides: dict) -> TrainConfig:
+    from training.datasets import recorded_source  # numpy: after the arguments are checked
+
     config = TrainConfig.from_dict(state["config"])
     for key, value in overrides.items():
         if key not in RESUMABLE_OVERRIDES:
             raise ConfigError(f"'--{key}' cannot change on --resume (only {sorted(RESUMABLE_OVERRIDES)})")
         set_value(config, key, value, source="the command line")
+    data = config.data.data
+    if "data" in overrides and recorded_source(state) is None:
+        raise ConfigError(f"'--data' cannot change on --resume of this run: its checkpoint records no SHA-256 "
+                          f"of its data to check '{data}' against")
+    # moved since, or recorded relative to the folder the run started in (as before paths were made absolute)
+    if "data" not in overrides and data not in DATASETS and not Path(data).expanduser().exists():
+        raise ConfigError(f"the run's data '{data}' is not found from '{Path.cwd()}'; pass --data with its path "
+                          "(its images must be the run's: their SHA-256 is checked)")
+    config.data.data = absolute_data(data)
     return validate(config)
 
 
@@ -64,11 +83,12 @@ def main(argv: list[str]) -> int:
             run_dir = Path(command_line.resume)
             for stale in checkpoint.remove_partial_writes(run_dir) if world.is_main else []:
                 say(f"removed '{stale}', a checkpoint write that did not finish")
-            state, path = checkpoint.load_latest(run_dir, warn=say)
+            state, path = checkpoint.load_latest(run_dir, warn=say, needed=checkpoint.RESUME_KEYS)
             config = resume_config(state, command_line.overrides)
             say(f"resuming {run_dir} from {path.name} (epoch {state['epoch']}, step {state['step']})")
         else:
             state, config = None, command_line.config
+            config.data.data = absolute_data(config.data.data)  # config.json and checkpoints record it so
             run_dir = new_run_dir(config.run.out_dir, config.run.name, config.run.overwrite) \
                 if world.is_main else None
             if run_dir is not None:

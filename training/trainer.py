@@ -176,14 +176,20 @@ class Trainer:
         if state["world_size"] != self.world.size:
             raise TrainingError(f"checkpoint was written by {state['world_size']} process(es); resume "
                                 f"it with the same number, not {self.world.size}")
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        for optimizer, key in ((self.optimizer_g, "optimizer_g"), (self.optimizer_d, "optimizer_d")):
-            optimizer.load_state_dict(state[key])
+        parts = [(self.generator, "generator"), (self.discriminator, "discriminator"),
+                 (self.optimizer_g, "optimizer_g"), (self.optimizer_d, "optimizer_d")]
+        if self.generator_ema is not None:
+            parts.append((self.generator_ema, "generator_ema"))
+        for part, key in parts:
+            try:
+                part.load_state_dict(state[key])
+            except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as error:  # missing, misshapen
+                detail = " ".join(str(error).split())  # torch's message spans lines
+                raise TrainingError(f"cannot resume: the checkpoint's '{key}' does not fit the run's model: "
+                                    f"{detail}") from None
+        for optimizer in (self.optimizer_g, self.optimizer_d):
             for group in optimizer.param_groups:  # the checkpoint's step mode may have been the other one
                 group["fused"], group["foreach"] = self.fused_adam or None, None
-        if self.generator_ema is not None:
-            self.generator_ema.load_state_dict(state["generator_ema"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])

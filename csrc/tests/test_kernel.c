@@ -380,9 +380,19 @@ static void test_api_errors(test_counts *counts) {
     check(counts, gp_stack_create(2, widths, 3, &stack) == GP_ERR_UNSUPPORTED_ISA && !stack,
           "isa 3");
     check(counts, gp_stack_create(2, widths, -2, &stack) == GP_ERR_UNSUPPORTED_ISA, "isa -2");
-    for (int isa = gp_best_isa() + 1; isa < N_ISAS; isa++) {
-        check(counts, gp_stack_create(2, widths, isa, &stack) == GP_ERR_UNSUPPORTED_ISA,
-              "an ISA above gp_best_isa is refused");
+    /* Every ISA up to gp_best_isa is accepted and used, every one above it refused. In the
+       emulated build (make test-avx512-emulated) gp_best_isa is avx512: all three are accepted,
+       and test_dispatch checks that the forced dispatch follows AVX2 + FMA. */
+    for (int isa = 0; isa < N_ISAS; isa++) {
+        const gp_status status = gp_stack_create(2, widths, isa, &stack);
+        if (isa <= gp_best_isa()) {
+            check(counts, status == GP_OK && gp_stack_isa(stack) == isa,
+                  "an ISA up to gp_best_isa is accepted");
+            gp_stack_free(stack);
+        } else {
+            check(counts, status == GP_ERR_UNSUPPORTED_ISA && stack == NULL,
+                  "an ISA above gp_best_isa is refused");
+        }
     }
 
     check(counts, gp_stack_create(2, widths, GP_ISA_AUTO, &stack) == GP_OK, "create");
@@ -858,6 +868,7 @@ static void test_new_api_errors(test_counts *counts, rng *g) {
           "sample NULL stack");
     check(counts, gp_stack_sample(stack, 1, 0, 0, GP_LATENT_NORMAL, 1.0f, 0.0f, NULL, GP_U8) == GP_OK,
           "sample batch 0");
+#ifndef GP_AVX512_SIMDE /* the emulated build leaves fma_ceiling.c out: its AVX-512 loop is real AVX-512 */
     double gflops = -1.0;
     check(counts, gp_fma_ceiling(GP_ISA_AUTO, 2, 0.01, &gflops) == GP_OK && gflops > 0.0, "fma ceiling");
     check(counts, gp_fma_ceiling(GP_ISA_PORTABLE, 1, 0.01, &gflops) == GP_OK && gflops > 0.0,
@@ -866,6 +877,7 @@ static void test_new_api_errors(test_counts *counts, rng *g) {
     check(counts, gp_fma_ceiling(GP_ISA_AUTO, 1, 100.0, &gflops) == GP_ERR_SHAPE, "fma ceiling seconds");
     check(counts, gp_fma_ceiling(GP_ISA_AUTO, 1, 0.01, NULL) == GP_ERR_NULL, "fma ceiling NULL");
     check(counts, gp_fma_ceiling(9, 1, 0.01, &gflops) == GP_ERR_UNSUPPORTED_ISA, "fma ceiling ISA");
+#endif
     check(counts, strcmp(gp_status_message(GP_ERR_ARGUMENT), "unknown status") != 0, "GP_ERR_ARGUMENT message");
     check(counts, strcmp(gp_status_message(GP_ERR_INPUT), "unknown status") != 0, "GP_ERR_INPUT message");
     gp_stack_free(stack);
@@ -1284,8 +1296,19 @@ static void test_dispatch(test_counts *counts) {
                           stack == NULL,
               "portable-only build: x86 ISAs refused");
     }
-    printf("dispatch: %s build, this CPU gets %s\n", x86 ? "x86 SIMD" : "portable-only",
-           gp_isa_name(gp_best_isa()));
+#ifdef GP_AVX512_SIMDE
+    /* make test-avx512-emulated: SIMDe runs the AVX-512 path on AVX2 + FMA, and the dispatch
+       treats those as AVX-512, so this CPU must get avx512 (the suite exists to run that path). */
+    const int emulated = 1;
+    const int has_avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    check(counts, gp_isa_supported(GP_ISA_AVX512) == has_avx2_fma &&
+                      gp_best_isa() == (has_avx2_fma ? GP_ISA_AVX512 : GP_ISA_PORTABLE),
+          "emulated build: AVX2 + FMA run the avx512 path, and AUTO picks it");
+#else
+    const int emulated = 0;
+#endif
+    printf("dispatch: %s build%s, this CPU gets %s\n", x86 ? "x86 SIMD" : "portable-only",
+           emulated ? " (AVX-512 emulated by SIMDe)" : "", gp_isa_name(gp_best_isa()));
 }
 
 /* gp_latents against values of the numpy reference (runtime/ganpack/latents.py), bit for bit:

@@ -14,6 +14,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from ganpack.atomic import replacing
 from ganpack.contract import PACKAGE_FILES
 from ganpack.errors import PackageError
 from ganpack.package import MAX_GRAPH_BYTES
@@ -27,18 +28,15 @@ def is_archive(path: PathLike) -> bool:
 
 
 def write_archive(package_dir: PathLike, archive_path: PathLike) -> Path:
-    """Zip a package folder's files into archive_path (written beside, then renamed into place)."""
+    """Zip a package folder's files into archive_path: written under a partial name of its own
+    beside it, then renamed into place (ganpack/atomic.py), so two writers of one archive race
+    safely and an interrupted write leaves the old archive, if any, as it was."""
     package_dir, archive_path = Path(package_dir), Path(archive_path)
-    partial = archive_path.with_name(archive_path.name + ".partial")
-    try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with replacing(archive_path) as file:
+        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(package_dir.iterdir()):
                 if path.name in ALLOWED:
                     archive.write(path, arcname=path.name)
-        partial.replace(archive_path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
     return archive_path
 
 

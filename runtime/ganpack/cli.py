@@ -2,7 +2,7 @@
 
     ganpack sample -n 64 -o digits.png          # a PNG grid (or .npy: uint8 (n, 28, 28))
     ganpack sample --digit 7 -o sevens.png      # the class-conditional model inside ganpack (or --model)
-    ganpack score digits.npy                    # discriminator probability per image
+    ganpack score digits.npy                    # discriminator probability per image (or digits.png)
     ganpack info                                # manifest, quality, backends, CPU features in use
     ganpack interpolate -o walk.png --seeds 1 2 --steps 10
 
@@ -184,9 +184,8 @@ def score(args: argparse.Namespace) -> int:
 
 
 def _read_images(name: str) -> np.ndarray:
-    """A .npy array ((n, 28, 28) or (n, 784), uint8 or real numbers) or one 28x28 grayscale PNG."""
-    from ganpack.png import read_png
-
+    """A .npy array ((n, 28, 28) or (n, 784), uint8 or real numbers), a 28x28 grayscale PNG, or a
+    PNG grid of them that ganpack wrote (its ganpack-grid chunk says where its n digits are)."""
     path = Path(name)
     if path.is_dir():
         raise InputError(f"image file '{name}' is a folder")
@@ -194,11 +193,7 @@ def _read_images(name: str) -> np.ndarray:
         raise InputError(f"image file '{name}' does not exist")
     suffix = path.suffix.lower()
     if suffix == ".png":
-        pixels = read_png(path)
-        if pixels.shape != IMAGE_SHAPE:
-            raise InputError(f"'{name}' is {pixels.shape[1]}x{pixels.shape[0]} pixels; score reads one 28x28 "
-                             "digit per PNG (for many, score a .npy array: ganpack sample -o digits.npy)")
-        return pixels[None]
+        return _read_png_digits(name)
     if suffix != ".npy":
         raise InputError(f"image file '{name}' must be .npy or .png")
     try:
@@ -217,6 +212,23 @@ def _read_images(name: str) -> np.ndarray:
     if len(array) == 0:
         raise InputError(f"'{name}' holds no images")
     return array
+
+
+def _read_png_digits(name: str) -> np.ndarray:
+    """(n, 28, 28) uint8: a grid's digits in the order they were drawn, or a plain PNG's one.
+    A PNG without the layout chunk that is not 28x28 (a grid written before ganpack recorded
+    layouts, or one an editor rewrote) is refused, not guessed at: its size does not say how many
+    of its cells hold digits (a short last row and a black digit look alike)."""
+    from ganpack.grid import GRID_KEYWORD, read_grid
+
+    images, layout = read_grid(name)  # (n, cell_height, cell_width)
+    height, width = images.shape[1:]
+    if layout is None and (height, width) != IMAGE_SHAPE:
+        raise InputError(f"'{name}' is {width}x{height} pixels with no {GRID_KEYWORD} chunk (the layout ganpack "
+                         "sample writes into its grids); score reads a 28x28 digit or a grid ganpack wrote")
+    if (height, width) != IMAGE_SHAPE:
+        raise InputError(f"'{name}' is a grid of {width}x{height} images; score reads 28x28 digits")
+    return images
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +358,8 @@ def parser() -> argparse.ArgumentParser:
     digit_help = "the class to draw, for a class-conditional model (0 to 9 for digits)"
     s.add_argument("--digit", type=DIGIT, default=None, help=digit_help)
     c = command("score", score, "print the discriminator's probability that each image is real")
-    c.add_argument("images", nargs="+", help=".npy arrays ((n, 28, 28) or (n, 784)) or 28x28 grayscale PNGs")
+    c.add_argument("images", nargs="+", help=".npy arrays ((n, 28, 28) or (n, 784)), 28x28 grayscale PNGs, or "
+                                             "PNG grids that ganpack sample or interpolate wrote")
     c.add_argument("--digit", type=DIGIT, default=None, help="for a class-conditional model: the class every image "
                                                             "is scored as")
     i = command("info", info, "describe the model package (its quality figures too), the backends and the CPU")

@@ -1,7 +1,8 @@
 """Write a uint8 array to a .npy file a chunk at a time: the bytes np.save writes for the whole
 array, in the memory of one chunk, so `ganpack sample -n 1000000000 -o big.npy` needs disk
-space, not RAM. The file is written under a hidden name beside the target and renamed into
-place at the end, so an interrupted or failed run leaves no half-written array behind.
+space, not RAM. The file is written under a hidden name of its own beside the target and renamed
+into place at the end (ganpack/atomic.py), so an interrupted or failed run leaves no half-written
+array behind, and two runs writing the same file leave one of their arrays, whole.
 """
 
 import io
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganpack.atomic import replacing
 from ganpack.errors import InputError
 
 UINT8 = np.dtype(np.uint8)
@@ -43,10 +45,9 @@ def check_space(path: os.PathLike[str], shape: tuple[int, ...], what: str) -> No
 def write_npy(path: os.PathLike[str], shape: tuple[int, ...], chunks: Iterable[np.ndarray]) -> None:
     """Write the uint8 rows of `chunks` (their lengths adding up to shape[0]) as one .npy array."""
     path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
     progress = Progress(shape[0], path)
     try:
-        with open(partial, "wb") as file:
+        with replacing(path) as file:  # a partial name of its own: two writers of one path race safely
             file.write(header(shape))
             written = 0
             for chunk in chunks:
@@ -56,13 +57,8 @@ def write_npy(path: os.PathLike[str], shape: tuple[int, ...], chunks: Iterable[n
                 written += len(rows)
                 progress.advance(written)
             assert written == shape[0], (written, shape)
-        partial.replace(path)
-    except OSError as error:  # a full disk, no permission
-        partial.unlink(missing_ok=True)
+    except OSError as error:  # a full disk, no permission; replacing() has removed the partial file
         raise InputError(f"cannot write '{path}': {error.strerror or error}") from None
-    except BaseException:  # Ctrl-C too: no half-written array
-        partial.unlink(missing_ok=True)
-        raise
     finally:
         progress.clear()
 

@@ -1,4 +1,4 @@
-"""Read 8-bit grayscale PNGs: the kind ganpack writes (grid.encode_png) and the 28x28 digits
+"""Read 8-bit grayscale PNGs: the grids ganpack writes (grid.save_grid) and the 28x28 digits
 users score, with nothing but zlib, struct and numpy.
 
 Why a reader and not Pillow: the runtime wheel is numpy, cffi and onnx; an imaging library
@@ -6,6 +6,8 @@ Why a reader and not Pillow: the runtime wheel is numpy, cffi and onnx; an imagi
 image kind is more weight than the ~100 lines below. Everything the reader does not take is
 refused with a one-line InputError naming the file and the reason: color, palette or alpha
 images, bit depths other than 8, interlacing, a bad signature, a bad CRC, a truncated file.
+Text (tEXt) chunks are returned as (keyword, text) pairs, in file order: a grid's layout is one
+(ganpack.grid). Every other ancillary chunk (zTXt, iTXt, gAMA, ...) is skipped.
 
 The format (PNG specification, ISO/IEC 15948): an 8-byte signature, then chunks of
 (length, type, data, CRC-32 of type + data). IHDR first; the IDAT chunks' data, joined, is one
@@ -30,22 +32,31 @@ COLOR_TYPES = {0: "grayscale", 2: "RGB color", 3: "palette color", 4: "grayscale
 
 def read_png(path: str | os.PathLike[str]) -> np.ndarray:
     """The (height, width) uint8 pixels of an 8-bit grayscale, non-interlaced PNG file."""
+    return read_png_text(path)[0]
+
+
+def read_png_text(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """read_png's pixels, and the file's tEXt chunks as (keyword, text) pairs."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise InputError(f"'{path}': cannot be read: {error.strerror or error}") from None
-    return decode_png(data, str(path))
+    return decode_png_text(data, str(path))
 
 
 def decode_png(data: bytes, name: str = "PNG") -> np.ndarray:
+    return decode_png_text(data, name)[0]
+
+
+def decode_png_text(data: bytes, name: str = "PNG") -> tuple[np.ndarray, list[tuple[str, str]]]:
     def refuse(reason: str) -> InputError:
         return InputError(f"'{name}': {reason}")
 
     if not data.startswith(SIGNATURE):
         raise refuse("not a PNG file (no PNG signature)")
     header: tuple[int, int] | None = None
-    compressed = []
+    compressed, texts = [], []
     position = len(SIGNATURE)
     while True:
         if position + 8 > len(data):
@@ -66,11 +77,14 @@ def decode_png(data: bytes, name: str = "PNG") -> np.ndarray:
             compressed.append(body)
         elif kind == b"IEND":
             break
+        elif kind == b"tEXt":  # Latin-1 keyword, NUL, Latin-1 text; without a NUL, all keyword (as Pillow reads it)
+            keyword, _, text = body.partition(b"\0")
+            texts.append((keyword.decode("latin-1"), text.decode("latin-1")))
         elif not kind[0] & 0x20:  # an uppercase first letter: a critical chunk we cannot skip
             raise refuse(f"PNG chunk {kind.decode('latin-1')!r} is not supported (8-bit grayscale only)")
     assert header is not None  # the loop leaves at IEND, and IHDR came first
     width, height = header
-    return _unfilter(_inflate(b"".join(compressed), height * (width + 1), refuse), height, width, refuse)
+    return _unfilter(_inflate(b"".join(compressed), height * (width + 1), refuse), height, width, refuse), texts
 
 
 def _check_header(body: bytes, refuse: Refuse) -> tuple[int, int]:

@@ -1,0 +1,46 @@
+"""Write a file whole or not at all: under a unique hidden name beside it, then renamed into place.
+
+Each write gets its own partial file, `.NAME.XXXXXXXX.partial` (8 random characters, as tempfile's),
+so two processes or threads writing the same target never truncate or rename each other's bytes;
+os.replace is atomic, so the target is always one writer's complete file (the last to finish).
+The partial file is created as open() creates a file, mode 0o666 less the umask (tempfile.mkstemp's
+0o600 would make the finished file private). A write that fails or is interrupted removes its
+partial file; only a process killed outright (SIGKILL, power loss) can leave one behind.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_name(path: Path) -> Path:
+    """A fresh name for a partial file of `path`, in the same folder (so the rename is atomic)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+
+
+@contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Yield a new partial file beside `path`, open for binary writing. On a clean exit it is
+    flushed, fsynced and renamed to `path`; on any exception (Ctrl-C too) it is removed."""
+    target = Path(path)
+    while True:
+        partial = partial_name(target)
+        try:
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # 2**32 names: another writer drew this one; draw again
+            continue
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
