@@ -181,11 +181,21 @@ def test_other_dtypes_and_layouts_are_converted(default_package):
     assert model.generate(np.zeros((2, 100), np.int32)).shape == (2, 28, 28)
 
 
-def test_large_n_is_chunked(default_package, monkeypatch):
-    model = ganpack.load(default_package, backend=BACKENDS[0])
+@pytest.mark.parametrize("backend", [name for name in BACKENDS if name != "c"])  # c: one call, never chunked
+def test_large_n_is_chunked(default_package, monkeypatch, backend):
+    model = ganpack.load(default_package, backend=backend)
     whole = model.sample(1000, seed=5, output="float")
+    rows_per_call = []
+    run = model._generator.run
+
+    def counted(rows, labels=None):
+        rows_per_call.append(len(rows))
+        return run(rows, labels)
+
+    monkeypatch.setattr(model._generator, "run", counted)
     monkeypatch.setattr(model_module, "CHUNK_ROWS", 64)
     assert np.abs(model.sample(1000, seed=5, output="float") - whole).max() <= TOLERANCE
+    assert rows_per_call == [64] * 15 + [40]  # every row once, in chunks of CHUNK_ROWS
 
 
 def test_packages_are_checked_on_load(default_package, tmp_path):
