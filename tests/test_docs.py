@@ -85,9 +85,12 @@ STAND_INS = {
     # README.md: the two commands for a fresh machine
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[train]' && python -m training.run":
         (CHECK_ARGS, "makes a virtual environment from the network, then " + TRAINS_FOR_MINUTES),
-    "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[train,test]' && python -m pytest -q":
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[train,test]' && python -m pytest -q -m \"not slow\"":
         ('grep -qxF -- "$DOC_LINE" "$GANPACK_ROOT/.ci/run"',
-         "runs this whole suite (minutes): instead check that .ci/run runs exactly this line"),
+         "runs the quick tier (minutes): instead check that .ci/run runs exactly this line"),
+    "python -m pytest -q -m slow":
+        ('grep -qxF -- "$DOC_LINE" "$GANPACK_ROOT/.ci/run"',
+         "runs the long suites (a quarter of an hour): instead check that .ci/run runs exactly this line"),
     # README.md: quickstart
     "python -m training.run --name digits              # 38,000 steps: minutes (see above); writes runs/digits/":
         (CHECK_ARGS + " --name digits", TRAINS_FOR_MINUTES),
