@@ -248,3 +248,12 @@ def test_an_output_that_is_a_folder_is_a_clear_error(tmp_path):
     (tmp_path / "taken.npy").mkdir()  # a folder where the file should go
     with pytest.raises(InputError, match="is a folder"):
         main(["sample", "-n", "2", "-o", str(tmp_path / "taken.npy")])
+
+
+def test_counts_in_messages_agree_with_their_nouns(tmp_path, capsys):
+    assert main(["sample", "-n", "1", "-o", str(tmp_path / "one.npy"), "--seed", "1"]) == 0
+    assert capsys.readouterr().err.startswith(f"wrote 1 image to {tmp_path / 'one.npy'} ")
+    assert main(["score", str(tmp_path / "one.npy")]) == 0
+    assert capsys.readouterr().err.startswith("scored 1 image ")
+    assert main(["sample", "-n", "2", "-o", str(tmp_path / "two.npy"), "--seed", "1"]) == 0
+    assert capsys.readouterr().err.startswith("wrote 2 images to ")

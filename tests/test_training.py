@@ -54,6 +54,15 @@ def test_smoke_run_leaves_a_readable_run_folder(tmp_path, capsys):
     assert "device: cpu" in capsys.readouterr().out
 
 
+def test_the_progress_bar_never_runs_past_the_last_epoch(tmp_path, capsys):
+    # the default log interval: the bar's label was last set after the final epoch had ended
+    assert main(["--dry-run", "--out_dir", str(tmp_path / "runs"), "--name", "bar", "--threads", "1",
+                 "--progress", "true"]) == 0
+    shown = capsys.readouterr()
+    assert "epoch 2/2" in shown.err and "epoch 3/2" not in shown.err  # a 2-epoch dry run
+    assert "1024 images, 4 steps per epoch" in shown.out
+
+
 @pytest.mark.slow
 def test_existing_run_is_never_overwritten_unless_asked(tmp_path):
     assert main(cli(tmp_path, "once")) == 0

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ganpack.errors import run_command
+from ganpack.errors import counted, run_command
 from training.config import DATASETS, TrainConfig, parse_command_line, set_value, usage, validate
 from training.errors import ConfigError
 from training.rundir import new_run_dir, write_config
@@ -100,7 +100,7 @@ def main(argv: list[str]) -> int:
                 shutil.rmtree(run_dir, ignore_errors=True)
             raise
         say(f"device: {trainer.device}" + (f" x {world.size} processes" if world.distributed else "")
-            + f"; {len(trainer.data)} images, {trainer.steps_per_epoch} steps per epoch, "
+            + f"; {counted(len(trainer.data), 'image')}, {counted(trainer.steps_per_epoch, 'step')} per epoch, "
             f"global batch {trainer.global_batch}; train step: {trainer.step_description}; run folder: {run_dir}")
         previous_handlers = install_stop_handlers(trainer)
         try:

@@ -393,8 +393,13 @@ class Trainer:
         if metrics is not None:
             metrics.write(record)
         if bar is not None:
-            bar.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
+            bar.set_description(self.epoch_label())
             bar.set_postfix_str(f"D {loss_d:.3f}  G {loss_g:.3f}  D(x) {d_real:.2f}  D(G(z)) {d_fake:.2f}")
+
+    def epoch_label(self) -> str:
+        """The progress bar's label: the epoch in progress, 1-based; the last one once the run is done
+        (self.epoch is then self.epochs)."""
+        return f"epoch {min(self.epoch + 1, self.epochs)}/{self.epochs}"
 
     def _progress_bar(self, total: int):
         if not (self.world.is_main and self.config.run.progress):
@@ -402,7 +407,7 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True,
-                    desc=f"epoch {self.epoch + 1}/{self.epochs}")
+                    desc=self.epoch_label())
 
     @torch.no_grad()
     def _evaluate(self, samples: int, last: bool) -> None:

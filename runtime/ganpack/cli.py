@@ -26,7 +26,7 @@ import numpy as np
 from ganpack import __version__
 from ganpack.backends import PREFERENCE
 from ganpack.contract import IMAGE_DIM, IMAGE_SHAPE
-from ganpack.errors import ArgumentParser, InputError, run_command
+from ganpack.errors import ArgumentParser, InputError, counted, run_command
 from ganpack.latents import MAX_SEED
 from ganpack.model import STREAM_ROWS, Model, load
 from ganpack.npy import check_space, write_npy
@@ -131,7 +131,7 @@ def sample(args: argparse.Namespace) -> int:
         model = _model(args)
         write_npy(path, (args.n, *IMAGE_SHAPE), model.sample_chunks(args.n, seed=args.seed,
                                                                     label=_digit(args, model)))
-    _done(f"wrote {args.n} images to {path}", model)
+    _done(f"wrote {counted(args.n, 'image')} to {path}", model)
     return 0
 
 
@@ -147,7 +147,7 @@ def interpolate(args: argparse.Namespace) -> int:
         _write_png(images, path, columns=args.steps)
     else:
         write_npy(path, images.shape, [images])
-    _done(f"wrote {args.steps} images to {path}", model)
+    _done(f"wrote {counted(args.steps, 'image')} to {path}", model)
     return 0
 
 
@@ -179,7 +179,7 @@ def score(args: argparse.Namespace) -> int:
             for index, probability in enumerate(probabilities, start=first):
                 print(f"{name}[{index}]\t{probability:.6f}")
         count += len(array)
-    _done(f"scored {count} images", model)
+    _done(f"scored {counted(count, 'image')}", model)
     return 0
 
 

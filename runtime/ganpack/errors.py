@@ -46,3 +46,8 @@ def run_command(main: Callable[[list[str]], int], argv: list[str]) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         status = 0
     sys.exit(status)
+
+
+def counted(n: int, noun: str) -> str:
+    """A count in a command's message: '1 image', '64 images'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
