@@ -30,25 +30,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "test_check.h" /* test_counts, check */
+
 #define GP_TEST_RTOL 1e-5
 #define GP_TEST_ACT_BOUND 1e-6 /* required max |error| of tanh and sigmoid */
 #define N_ISAS 3
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct {
-    int passed;
-    int failed;
-} test_counts;
-
-static void check(test_counts *counts, int ok, const char *what) {
-    if (ok) {
-        counts->passed++;
-    } else {
-        counts->failed++;
-        printf("FAIL: %s\n", what);
-    }
-}
 
 /* GP_TEST_QUICK=1 trims the grids (sizes, batches, sweep density) for slow runners such as
    valgrind, keeping every section, every ISA and every API check. */

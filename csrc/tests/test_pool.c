@@ -16,23 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "test_check.h" /* test_counts, check */
+
 #define GP_TEST_WATCHDOG_S 20u          /* a run this late is a hang */
 #define GP_TEST_LATE_NS 1000000000LL    /* a run this late fails (the longest nap is 128 ms) */
 #define GP_TEST_SETTLE_NS 20000000L     /* 20 ms: long enough for a sleeper to be in its wait */
 
-typedef struct {
-    int passed;
-    int failed;
-} test_counts;
-
-static void check(test_counts *counts, int ok, const char *what) {
-    if (ok) {
-        counts->passed++;
-    } else {
-        counts->failed++;
-        printf("FAIL: %s\n", what);
-    }
-}
 
 static void sleep_ns(long ns) {
     const struct timespec t = {0, ns};
