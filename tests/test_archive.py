@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 import ganpack
+from at_once import run_at_once
 from ganpack.archive import write_archive
 from ganpack.errors import PackageError
 from packages import make_package
@@ -136,19 +137,7 @@ def test_two_writers_of_one_archive_leave_one_whole_archive(package, tmp_path, m
             started.wait()
 
     monkeypatch.setattr(zipfile.ZipFile, "write", write_then_wait)
-    errors = []
-
-    def export():
-        try:
-            write_archive(package, tmp_path / "m.zip")
-        except Exception as error:  # collected, then asserted to be none
-            errors.append(error)
-
-    writers = [threading.Thread(target=export) for _ in range(2)]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(60)
+    errors = run_at_once(*[lambda: write_archive(package, tmp_path / "m.zip")] * 2)
     monkeypatch.undo()
     assert errors == []
     assert [path.name for path in tmp_path.iterdir()] == ["m.zip"]

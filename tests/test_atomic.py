@@ -9,6 +9,7 @@ import threading
 import numpy as np
 import pytest
 
+from at_once import run_at_once
 from ganpack import atomic, npy
 
 
@@ -39,25 +40,16 @@ def test_two_writers_of_one_npy_leave_one_whole_array(tmp_path):
     partial name, they wrote into one file and the second rename found nothing to rename."""
     started = threading.Barrier(2, timeout=30)
     arrays = [np.full((6, 28, 28), value, np.uint8) for value in (1, 2)]
-    errors = []
 
     def chunks(array):
         yield array[:3]
         started.wait()
         yield array[3:]
 
-    def write(array):
-        try:
-            npy.write_npy(tmp_path / "d.npy", array.shape, chunks(array))
-        except Exception as error:  # collected, then asserted to be none
-            errors.append(error)
+    def writer(array):
+        return lambda: npy.write_npy(tmp_path / "d.npy", array.shape, chunks(array))
 
-    writers = [threading.Thread(target=write, args=(array,)) for array in arrays]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(60)
-    assert errors == []
+    assert run_at_once(*[writer(array) for array in arrays]) == []
     assert [path.name for path in tmp_path.iterdir()] == ["d.npy"]
     written = np.load(io.BytesIO((tmp_path / "d.npy").read_bytes()))
     assert any(np.array_equal(written, array) for array in arrays)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from at_once import run_at_once
 from training import datasets, evaluate
 from training.errors import ConfigError, DataError
 
@@ -176,19 +177,8 @@ def test_two_evaluators_caching_one_classifier_at_once_both_finish(tmp_path, mon
         real_save(obj, file, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save_when_both_are_saving)
-    errors = []
-
-    def evaluator_of_its_own():
-        try:
-            classifier.load_or_train(images, labels, tmp_path, log=lambda *a: None, num_classes=3)
-        except Exception as error:  # collected, then asserted to be none
-            errors.append(error)
-
-    threads = [threading.Thread(target=evaluator_of_its_own) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    errors = run_at_once(*[lambda: classifier.load_or_train(images, labels, tmp_path, log=lambda *a: None,
+                                                             num_classes=3)] * 2)  # two evaluators of their own
     monkeypatch.undo()
     assert errors == []
     assert [path.name for path in tmp_path.iterdir()] == [classifier.cache_path(images, labels, 3, tmp_path).name]
