@@ -161,22 +161,26 @@ def speed(device: str, threads: int, tiny: bool, skip_compile: bool) -> list[dic
     from training.fast_step import FastStep
     from training.graphed_step import GraphedStep
 
-    def fast(trainer):
-        return FastStep(trainer) if isinstance(trainer._step, GraphedStep) else trainer._step
+    def fast(trainer):  # the trainer's step made the plain fast step, built from its state
+        if isinstance(trainer._step, GraphedStep):
+            trainer._step = FastStep(trainer.step_state)
+        return trainer.train_step
 
     def graphed(trainer):
-        return trainer._step if isinstance(trainer._step, GraphedStep) else GraphedStep(trainer._step, capture=False)
+        if not isinstance(trainer._step, GraphedStep):
+            trainer._step = GraphedStep(trainer._step, capture=False)
+        return trainer.train_step
 
     def compiled(trainer):
-        step = FastStep(trainer)
+        step = FastStep(trainer.step_state)
         compute = torch.compile(step.compute, mode="reduce-overhead")
 
         def run(real, labels=None):
             torch.compiler.cudagraph_mark_step_begin()
-            return compute(*step.inputs(real, labels))
+            return compute(trainer.step, *step.inputs(trainer.step, real, labels))
         return run
 
-    table = {"reference": ("reference", lambda trainer: trainer.reference_step), "fast": ("fast", fast),
+    table = {"reference": ("reference", lambda trainer: trainer.train_step), "fast": ("fast", fast),
              "graphed": ("fast", graphed), "compiled": ("fast", compiled)}
     described = {"reference": "reference (autograd), eager", "fast": "fast, eager",
                  "graphed": "fast, captured in a CUDA graph" if device == "cuda"

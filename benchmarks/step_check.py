@@ -47,9 +47,9 @@ class FrozenScalars(GraphedStep):
 
     frozen: tuple[str, ...] = ()
 
-    def _refresh_scalars(self) -> None:
+    def _refresh_scalars(self, step: int) -> None:
         kept = {name: self.values[name] for name in self.frozen}
-        super()._refresh_scalars()
+        super()._refresh_scalars(step)
         if self.calls > WARMUP:  # the capture was at call WARMUP + 1
             for name, value in kept.items():
                 self.fast.scalars[name].fill_(value)
@@ -106,9 +106,9 @@ def make_trainer(config: TrainConfig, kind: str, device: str, broken: type[Graph
     config.run.device, config.run.train_step = device, "reference" if kind == "reference" else "fast"
     trainer = Trainer(validate(config), run_dir, World(), resume_state=resume_state)
     if kind == "fast" and isinstance(trainer._step, GraphedStep):
-        trainer._step = FastStep(trainer)  # a fresh one: the graph's FastStep reads its rates from tensors
+        trainer._step = FastStep(trainer.step_state)  # a fresh one: the graph's FastStep reads its rates from tensors
     if kind == "graphed" and (broken is not None or not isinstance(trainer._step, GraphedStep)):
-        fast = FastStep(trainer) if isinstance(trainer._step, GraphedStep) else trainer._step
+        fast = FastStep(trainer.step_state) if isinstance(trainer._step, GraphedStep) else trainer._step
         trainer._step = (broken or GraphedStep)(fast, capture=trainer.device.type == "cuda")
     return trainer
 
@@ -157,7 +157,7 @@ def lockstep(candidate: Trainer, comparator: Trainer, steps: int, steps_per_epoc
     """`steps` steps of the candidate, each repeated by the comparator from the candidate's state.
     cpu_draws: the candidate (on CUDA) computes on the comparator's draws (a CPU generator's), so
     that a CUDA step can be held to a CPU step; else each draws its own (the same on one device)."""
-    schedule, draws = Schedule(candidate, steps_per_epoch), FastStep(comparator) if cpu_draws else None
+    schedule, draws = Schedule(candidate, steps_per_epoch), FastStep(comparator.step_state) if cpu_draws else None
     errors: dict[str, list[float]] = {network: [] for network in NETWORKS}
     metric_errors, rates_seen, ema_still, rates_followed = [], set(), 0, True
     started = time.perf_counter()
@@ -167,8 +167,8 @@ def lockstep(candidate: Trainer, comparator: Trainer, steps: int, steps_per_epoc
         before = {network: flat(comparator, network) for network in NETWORKS}
         real_c, real_r = candidate.data[rows.to(candidate.device)], comparator.data[rows]
         if draws is not None:
-            inputs = draws.inputs(real_r)  # the comparator's own draws for this step (seeded by its step)
-            got = candidate._step.compute(*(x.to(candidate.device) for x in inputs))
+            inputs = draws.inputs(comparator.step, real_r)  # the comparator's own draws for this step
+            got = candidate._step.compute(candidate.step, *(x.to(candidate.device) for x in inputs))
         else:
             got = candidate.train_step(real_c)
         want = comparator.train_step(real_r)

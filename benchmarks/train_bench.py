@@ -6,8 +6,8 @@
 
 Each (device, config, mode) gets a fresh Trainer (training.trainer.Trainer, no run folder, the
 config's batch size, the bundled digits on the device) and a step callable built from it by the
-mode (MODES). "eager" is Trainer.reference_step, autograd: the reference every fast path is set
-against; "fast" is the hand-written step training.run uses by default (training/fast_step.py).
+mode (MODES). "eager" is the autograd step (training/reference_step.py): the reference every fast
+path is set against; "fast" is the hand-written step training.run uses by default (training/fast_step.py).
 Timed: `--steps` calls of the step on batches of real digits sliced beforehand (as Trainer.train
 slices them), the step counter advanced after each; not timed: batch slicing, logging, the
 progress bar. After `--warmup` steps of each mode, each of `--repeats` repeats reads the clock
@@ -56,7 +56,7 @@ QUICK = {"steps": 5, "repeats": 1, "warmup": 2, "profile_steps": 2}  # seconds o
 
 
 MODES: dict[str, tuple[str, Callable]] = {
-    "eager": ("reference", lambda trainer: trainer.reference_step),  # autograd: the reference
+    "eager": ("reference", lambda trainer: trainer.train_step),  # autograd: training/reference_step.py
     "fast": ("fast", lambda trainer: trainer.train_step),  # training/fast_step.py
 }
 

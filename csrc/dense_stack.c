@@ -3,7 +3,10 @@
  * dense_stack_{portable,avx2,avx512}.c, the worker threads in dense_stack_pool.c.
  */
 #define _POSIX_C_SOURCE 200809L /* sysconf */
-#include "dense_stack_internal.h"
+#include "dense_stack_layer.h"
+#include "dense_stack_pool.h"
+#include "gp_isa.h"
+#include "latents.h"
 
 #include <float.h>
 #include <stdint.h>
@@ -16,6 +19,9 @@
 #define GP_MAX_THREADS 64
 #define GP_MAX_CLASSES 65536 /* rows of a class-bias table */
 #define GP_AUTO_MAX_THREADS 8 /* n_threads = 0: one per online CPU, at most this many */
+/* The range GP_F32_IMAGE inputs must lie in: [-1, 1] and a float rounding's worth around it. */
+#define GP_IMAGE_MIN (-1.000001f)
+#define GP_IMAGE_MAX 1.000001f
 
 /* The batch goes through all layers in chunks of rows, so the hidden activations of a chunk stay
    in L1 and scratch stays bounded: as many rows (a multiple of 4, at most GP_CHUNK_ROWS) as fit
@@ -240,28 +246,23 @@ gp_status gp_stack_set_layer_precision(gp_stack *stack, int layer, const float *
     if (padded_out + panel > (SIZE_MAX / sizeof(float) - 2 * GP_ALIGN) / (in_width + 1)) {
         return GP_ERR_NOMEM;
     }
-    /* float32: (n_panels, K, V) floats; bf16: (ceil(n_panels / 2), K, V) words (two bf16 each) */
-    const size_t weight_count = bf16 ? (n_panels + 1) / 2 * in_width * panel : padded_out * in_width;
     const size_t weight_bytes = /* rounded up so the bias starts aligned too */
-        (weight_count * sizeof(float) + GP_ALIGN - 1) / GP_ALIGN * GP_ALIGN;
+        (padded_out * in_width * sizeof(float) + GP_ALIGN - 1) / GP_ALIGN * GP_ALIGN;
     void *allocation = malloc(weight_bytes + padded_out * sizeof(float) + GP_ALIGN);
     if (allocation == NULL) return GP_ERR_NOMEM;
 
-    float *packed = align_up(allocation);                     /* (n_panels, K, V) */
-    uint32_t *pairs = (uint32_t *)(void *)packed;             /* or (ceil(n_panels / 2), K, V) */
+    float *packed = align_up(allocation);                       /* (n_panels, K, V) */
     float *packed_bias = packed + weight_bytes / sizeof(float); /* (n_panels * V) */
-    if (bf16) memset(pairs, 0, weight_count * sizeof(uint32_t)); /* the pad of an odd count */
     for (size_t p = 0; p < n_panels; p++) {
         for (size_t k = 0; k < in_width; k++) {
             for (size_t j = 0; j < panel; j++) {
                 const size_t col = p * panel + j;
-                const float w = col < out_width ? weight[col * in_width + k] : 0.0f;
-                if (bf16) {
-                    pairs[(p / 2 * in_width + k) * panel + j] |= (uint32_t)gp_bf16_round(w)
-                                                                 << (p % 2 * 16);
-                } else {
-                    packed[(p * in_width + k) * panel + j] = w;
+                float w = col < out_width ? weight[col * in_width + k] : 0.0f;
+                if (bf16) { /* rounded to bf16 and widened back, exactly: float32 from here on */
+                    const uint32_t bits = (uint32_t)gp_bf16_round(w) << 16;
+                    memcpy(&w, &bits, sizeof w);
                 }
+                packed[(p * in_width + k) * panel + j] = w;
             }
         }
     }
@@ -457,9 +458,8 @@ static int plan_parts(const gp_stack *stack, gp_pool *pool, const gp_source *sou
                                 ? batch
                                 : (int)((long long)(batch / 4) * (i + 1) / n_parts * 4);
         } else {
-            /* even boundaries: bf16 weights are packed in pairs of panels (gp_layer) */
-            part->panel_begin = n_panels * i / n_parts / 2 * 2;
-            part->panel_end = i == n_parts - 1 ? n_panels : n_panels * (i + 1) / n_parts / 2 * 2;
+            part->panel_begin = n_panels * i / n_parts;
+            part->panel_end = n_panels * (i + 1) / n_parts;
         }
     }
     return n_parts;

@@ -4,7 +4,9 @@
  * dense_stack.c calls in only after __builtin_cpu_supports said yes. The tile is 4 rows x
  * 2 panels (8 accumulators of 8 outputs), the remainders use the same code with fewer.
  */
-#include "dense_stack_internal.h"
+#include "dense_stack_tiles.h"
+#include "gp_isa.h"
+#include "gp_math.h"
 
 #ifdef GP_HAVE_X86
 #include <immintrin.h>
@@ -36,7 +38,7 @@ GP_AVX2_INLINE __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-/* tanh: the rational form of dense_stack_internal.h (about 20 vector ops, no exp). */
+/* tanh: the rational form of gp_math.h (about 20 vector ops, no exp). */
 GP_AVX2_INLINE __m256 tanh_avx2(__m256 x) {
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
     const __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign_bit, x), _mm256_set1_ps(GP_TANH_R_CLAMP));
@@ -92,29 +94,6 @@ GP_AVX2_INLINE void store_u8_avx2(unsigned char *dst, __m256 v, int n_valid) {
 
 /* ---------------------------------------------------------------- the hot loop */
 
-/* Row k of PANELS panels as float32 vectors, into w: plain loads, or with bf16 weights one load
-   per pair of panels and one exact instruction per panel (gp_layer: word << 16 is the even
-   panel's weight, word & 0xFFFF0000 the odd one's). */
-GP_AVX2_INLINE void load_weights_avx2(const int PANELS, const int BF16,
-                                      const void *panels /* (PANELS, K, V) */,
-                                      size_t panel_stride, size_t k, __m256 *w /* (PANELS) */) {
-    if (!BF16) {
-#pragma GCC unroll 8
-        for (int p = 0; p < PANELS; p++) {
-            w[p] = _mm256_load_ps((const float *)panels + (size_t)p * panel_stride + k * V);
-        }
-        return;
-    }
-    const __m256i odd_mask = _mm256_set1_epi32((int)0xFFFF0000u);
-#pragma GCC unroll 4
-    for (int q = 0; q < (PANELS + 1) / 2; q++) {
-        const __m256i word = _mm256_load_si256(
-            (const __m256i *)(const void *)((const uint32_t *)panels + (size_t)q * panel_stride + k * V));
-        w[2 * q] = _mm256_castsi256_ps(_mm256_slli_epi32(word, 16));
-        if (2 * q + 1 < PANELS) w[2 * q + 1] = _mm256_castsi256_ps(_mm256_and_si256(word, odd_mask));
-    }
-}
-
 /* A tile's sums (ROWS x PANELS vectors) activated and stored to y (ROWS, N) at column col, masked
    to the valid columns (floats, or uint8 pixels when y_dtype is GP_U8). */
 GP_AVX2_INLINE void store_tile_avx2(const int ROWS, const int PANELS, const gp_layer *layer,
@@ -141,26 +120,15 @@ GP_AVX2_INLINE void store_tile_avx2(const int ROWS, const int PANELS, const gp_l
     }
 }
 
-/* store_tile_avx2 out of line, for the bf16 tiles: compiled once instead of in each of their 16
-   shapes (the file's compile time had doubled); float32 tiles keep it inline. */
-__attribute__((noinline, target("avx2,fma")))
-static void store_tile_avx2_out_of_line(int rows, int panels, const gp_layer *layer,
-                                        __m256 acc[MAX_ROWS][MAX_TILE_PANELS], int col, void *y,
-                                        int y_dtype) {
-    store_tile_avx2(rows, panels, layer, acc, col, y, y_dtype);
-}
-
 /* THE HOT LOOP of the AVX2 path: ROWS x PANELS vectors of outputs, accumulated in registers over
    all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k), then
    bias (the accumulators start from it: the layer's, or each row's class-bias row when labels
    are given), activation and a store masked to the valid columns (floats, or uint8 pixels when
    y_dtype is GP_U8).
-   ROWS, PANELS and BF16 (the weights are bf16, widened as they are loaded) are constants at
-   every call site, so the loops unroll and acc stays in ymm. */
-GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const int BF16,
-                              const gp_layer *layer, const float *x /* (ROWS, K) */,
-                              const int32_t *labels /* (ROWS) */,
-                              const void *panels /* (PANELS, K, V) float or bf16 */, int col,
+   ROWS and PANELS are constants at every call site, so the loops unroll and acc stays in ymm. */
+GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const gp_layer *layer,
+                              const float *x /* (ROWS, K) */, const int32_t *labels /* (ROWS) */,
+                              const float *panels /* (PANELS, K, V) */, int col,
                               void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width;
     const size_t panel_stride = (size_t)K * V;
@@ -173,7 +141,10 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const int BF16,
     }
     for (int k = 0; k < K; k++) {
         __m256 w[MAX_TILE_PANELS];
-        load_weights_avx2(PANELS, BF16, panels, panel_stride, (size_t)k, w);
+#pragma GCC unroll 8
+        for (int p = 0; p < PANELS; p++) {
+            w[p] = _mm256_load_ps(panels + (size_t)p * panel_stride + (size_t)k * V);
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const __m256 xv = _mm256_broadcast_ss(x + (size_t)r * (size_t)K + (size_t)k);
@@ -181,30 +152,17 @@ GP_AVX2_INLINE void tile_avx2(const int ROWS, const int PANELS, const int BF16,
             for (int p = 0; p < PANELS; p++) acc[r][p] = _mm256_fmadd_ps(xv, w[p], acc[r][p]);
         }
     }
-    if (!BF16) {
-        store_tile_avx2(ROWS, PANELS, layer, acc, col, y, y_dtype);
-        return;
-    }
-    __m256 sums[MAX_ROWS][MAX_TILE_PANELS]; /* a copy: acc's address never escapes */
-#pragma GCC unroll 4
-    for (int r = 0; r < ROWS; r++) {
-#pragma GCC unroll 8
-        for (int p = 0; p < PANELS; p++) sums[r][p] = acc[r][p];
-    }
-    store_tile_avx2_out_of_line(ROWS, PANELS, layer, sums, col, y, y_dtype);
+    store_tile_avx2(ROWS, PANELS, layer, acc, col, y, y_dtype);
 }
 
-/* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds, for
-   float32 and for bf16 weights. */
+/* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds. */
 __attribute__((target("avx2,fma")))
 static void tile_avx2_dispatch(int rows, int panels, const gp_layer *layer,
                                const float *x /* (rows, K) */, const int32_t *labels /* (rows) */,
-                               const void *packed /* (panels, K, V) */, int col,
+                               const float *packed /* (panels, K, V) */, int col,
                                void *y /* (rows, N) */, int y_dtype) {
-    const int bf16 = layer->precision == GP_PRECISION_BF16;
 #define GP_TILE(R, P) case (R) * 16 + (P): \
-    if (bf16) tile_avx2(R, P, 1, layer, x, labels, packed, col, y, y_dtype); \
-    else tile_avx2(R, P, 0, layer, x, labels, packed, col, y, y_dtype); \
+    tile_avx2(R, P, layer, x, labels, packed, col, y, y_dtype); \
     break
     switch (rows * 16 + panels) {
     GP_TILE_SHAPES(GP_TILE);

@@ -7,7 +7,9 @@
  * `make test-avx512-emulated` runs this file on CPUs without AVX-512: the same code, its
  * intrinsics from SIMDe (tests/simde_avx512.h, -DGP_AVX512_SIMDE), the attribute empty.
  */
-#include "dense_stack_internal.h"
+#include "dense_stack_layer.h"
+#include "gp_isa.h"
+#include "gp_math.h"
 
 #ifdef GP_HAVE_X86
 #ifdef GP_AVX512_SIMDE
@@ -20,14 +22,6 @@
 #define MAX_ROWS 4   /* rows per tile */
 #define MAX_PANELS 4 /* panels per tile */
 #define GP_AVX512_INLINE static inline __attribute__((always_inline)) GP_TARGET_AVX512
-/* Float32 tiles store inline (bf16 tiles always call the out-of-line copy, see below). Not in
-   the SIMDe build: there each inline store is ten times the code, and the file took 3 minutes of
-   CPU to compile instead of 8 s; what the tiles compute is the same either way. */
-#ifdef GP_AVX512_SIMDE
-#define GP_AVX512_STORE_INLINE 0
-#else
-#define GP_AVX512_STORE_INLINE 1
-#endif
 
 /* ---------------------------------------------------------------- activations */
 
@@ -98,29 +92,6 @@ GP_AVX512_INLINE void store_u8_avx512(unsigned char *dst, __m512 v, __mmask16 ma
 
 /* ---------------------------------------------------------------- the hot loop */
 
-/* Row k of PANELS panels as float32 vectors, into w: plain loads, or with bf16 weights one load
-   per pair of panels and one exact instruction per panel (gp_layer: word << 16 is the even
-   panel's weight, word & 0xFFFF0000 the odd one's). */
-GP_AVX512_INLINE void load_weights_avx512(const int PANELS, const int BF16,
-                                          const void *panels /* (PANELS, K, V) */,
-                                          size_t panel_stride, size_t k, __m512 *w /* (PANELS) */) {
-    if (!BF16) {
-#pragma GCC unroll 4
-        for (int p = 0; p < PANELS; p++) {
-            w[p] = _mm512_load_ps((const float *)panels + (size_t)p * panel_stride + k * V);
-        }
-        return;
-    }
-    const __m512i odd_mask = _mm512_set1_epi32((int)0xFFFF0000u);
-#pragma GCC unroll 2
-    for (int q = 0; q < (PANELS + 1) / 2; q++) {
-        const __m512i word = _mm512_load_si512(
-            (const void *)((const uint32_t *)panels + (size_t)q * panel_stride + k * V));
-        w[2 * q] = _mm512_castsi512_ps(_mm512_slli_epi32(word, 16));
-        if (2 * q + 1 < PANELS) w[2 * q + 1] = _mm512_castsi512_ps(_mm512_and_si512(word, odd_mask));
-    }
-}
-
 /* A tile's sums (ROWS x PANELS vectors) activated and stored to y (ROWS, N) at column col, masked
    to the valid columns (floats, or uint8 pixels when y_dtype is GP_U8). */
 GP_AVX512_INLINE void store_tile_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
@@ -141,26 +112,29 @@ GP_AVX512_INLINE void store_tile_avx512(const int ROWS, const int PANELS, const 
     }
 }
 
-/* store_tile_avx512 out of line, for the bf16 tiles: compiled once instead of in each of their
-   shapes (the file's compile time had doubled); float32 tiles keep it inline. */
+#ifdef GP_AVX512_SIMDE
+/* The tiles store through this out-of-line copy in the SIMDe build only: there each inline store
+   is ten times the code, and the file took 3 minutes of CPU to compile instead of 8 s; what the
+   tiles compute is the same either way. */
 __attribute__((noinline)) GP_TARGET_AVX512
 static void store_tile_avx512_out_of_line(int rows, int panels, const gp_layer *layer,
                                           __m512 acc[MAX_ROWS][MAX_PANELS], int col, void *y,
                                           int y_dtype) {
     store_tile_avx512(rows, panels, layer, acc, col, y, y_dtype);
 }
+#endif
 
 /* THE HOT LOOP of the AVX-512 path: ROWS x PANELS vectors of outputs, accumulated in registers
    over all K inputs (one broadcast of x and PANELS weight loads feed ROWS * PANELS FMAs per k),
    then bias (the accumulators start from it: the layer's, or each row's class-bias row when
    labels are given), activation and a store masked to the valid columns (floats, or uint8
    pixels when y_dtype is GP_U8). ROWS and PANELS are constants at every call site, so acc stays
-   in zmm registers; so is BF16 (the weights are bf16, widened as they are loaded).
-   Every output is its own chain of K FMAs in k order, whatever ROWS and PANELS are. */
-GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const int BF16,
-                                  const gp_layer *layer, const float *x /* (ROWS, K) */,
+   in zmm registers. Every output is its own chain of K FMAs in k order, whatever ROWS and
+   PANELS are. */
+GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
+                                  const float *x /* (ROWS, K) */,
                                   const int32_t *labels /* (ROWS) or NULL */,
-                                  const void *panels /* (PANELS, K, V) float or bf16 */, int col,
+                                  const float *panels /* (PANELS, K, V) */, int col,
                                   void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width;
     const size_t panel_stride = (size_t)K * V;
@@ -173,7 +147,10 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const int BF
     }
     for (int k = 0; k < K; k++) {
         __m512 w[MAX_PANELS];
-        load_weights_avx512(PANELS, BF16, panels, panel_stride, (size_t)k, w);
+#pragma GCC unroll 4
+        for (int p = 0; p < PANELS; p++) {
+            w[p] = _mm512_load_ps(panels + (size_t)p * panel_stride + (size_t)k * V);
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const __m512 xv = _mm512_set1_ps(x[(size_t)r * (size_t)K + (size_t)k]);
@@ -181,10 +158,7 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const int BF
             for (int p = 0; p < PANELS; p++) acc[r][p] = _mm512_fmadd_ps(xv, w[p], acc[r][p]);
         }
     }
-    if (!BF16 && GP_AVX512_STORE_INLINE) {
-        store_tile_avx512(ROWS, PANELS, layer, acc, col, y, y_dtype);
-        return;
-    }
+#ifdef GP_AVX512_SIMDE
     __m512 sums[MAX_ROWS][MAX_PANELS]; /* a copy: acc's address never escapes */
 #pragma GCC unroll 4
     for (int r = 0; r < ROWS; r++) {
@@ -192,32 +166,34 @@ GP_AVX512_INLINE void tile_avx512(const int ROWS, const int PANELS, const int BF
         for (int p = 0; p < PANELS; p++) sums[r][p] = acc[r][p];
     }
     store_tile_avx512_out_of_line(ROWS, PANELS, layer, sums, col, y, y_dtype);
+#else
+    store_tile_avx512(ROWS, PANELS, layer, acc, col, y, y_dtype);
+#endif
 }
 
 /* ROWS rows across panels [begin, end), PANELS (= MAX_PANELS) at a time, then the tail. */
-GP_AVX512_INLINE void row_block_avx512(const int ROWS, const int PANELS, const int BF16,
-                                       const gp_layer *layer, const float *x /* (ROWS, K) */,
+GP_AVX512_INLINE void row_block_avx512(const int ROWS, const int PANELS, const gp_layer *layer,
+                                       const float *x /* (ROWS, K) */,
                                        const int32_t *labels /* (ROWS) or NULL */,
                                        void *y /* (ROWS, N) */, int y_dtype, int begin, int end) {
     int p = begin;
     for (; p + PANELS <= end; p += PANELS) {
-        tile_avx512(ROWS, PANELS, BF16, layer, x, labels, gp_panel(layer, p), p * V, y, y_dtype);
+        tile_avx512(ROWS, PANELS, layer, x, labels, gp_panel(layer, p), p * V, y, y_dtype);
     }
-    const void *packed = gp_panel(layer, p); /* (end - p, K, V) */
+    const float *packed = gp_panel(layer, p); /* (end - p, K, V) */
     switch (end - p) {
     case 0: break;
-    case 1: tile_avx512(ROWS, 1, BF16, layer, x, labels, packed, p * V, y, y_dtype); break;
-    case 2: tile_avx512(ROWS, 2, BF16, layer, x, labels, packed, p * V, y, y_dtype); break;
-    default: tile_avx512(ROWS, 3, BF16, layer, x, labels, packed, p * V, y, y_dtype); break;
+    case 1: tile_avx512(ROWS, 1, layer, x, labels, packed, p * V, y, y_dtype); break;
+    case 2: tile_avx512(ROWS, 2, layer, x, labels, packed, p * V, y, y_dtype); break;
+    default: tile_avx512(ROWS, 3, layer, x, labels, packed, p * V, y, y_dtype); break;
     }
 }
 
-/* The row blocks of one layer with float32 (BF16 0) or bf16 (BF16 1) weights. */
-GP_AVX512_INLINE void forward_avx512(const int BF16, const gp_layer *layer,
-                                     const float *x /* (rows, K) */, int rows,
-                                     const int32_t *labels /* (rows) or NULL */,
-                                     void *y /* (rows, N) */, int y_dtype, int panel_begin,
-                                     int panel_end) {
+GP_TARGET_AVX512
+void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
+                             const int32_t *labels /* (rows) or NULL */,
+                             void *y /* (rows, N) */, int y_dtype, int panel_begin,
+                             int panel_end) {
     const size_t K = (size_t)layer->in_width;
     const size_t y_row = (size_t)layer->out_width * (y_dtype == GP_U8 ? 1 : sizeof(float));
     char *y_bytes = (char *)y; /* (rows, y_row) */
@@ -227,31 +203,18 @@ GP_AVX512_INLINE void forward_avx512(const int BF16, const gp_layer *layer,
        independent FMA chains and 4 weight streams, measured a little faster than 1 x 2 or 1 x 8. */
     int r = 0;
     for (; r + MAX_ROWS <= rows; r += MAX_ROWS) {
-        row_block_avx512(MAX_ROWS, 4, BF16, layer, x + (size_t)r * K,
-                         labels == NULL ? NULL : labels + r, y_bytes + (size_t)r * y_row, y_dtype,
-                         panel_begin, panel_end);
+        row_block_avx512(MAX_ROWS, 4, layer, x + (size_t)r * K, labels == NULL ? NULL : labels + r,
+                         y_bytes + (size_t)r * y_row, y_dtype, panel_begin, panel_end);
     }
     const int32_t *rest = labels == NULL ? NULL : labels + r; /* (rows - r) */
     switch (rows - r) {
     case 0: break;
-    case 1: row_block_avx512(1, 4, BF16, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
+    case 1: row_block_avx512(1, 4, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
                              y_dtype, panel_begin, panel_end); break;
-    case 2: row_block_avx512(2, 4, BF16, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
+    case 2: row_block_avx512(2, 4, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
                              y_dtype, panel_begin, panel_end); break;
-    default: row_block_avx512(3, 4, BF16, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
+    default: row_block_avx512(3, 4, layer, x + (size_t)r * K, rest, y_bytes + (size_t)r * y_row,
                               y_dtype, panel_begin, panel_end); break;
-    }
-}
-
-GP_TARGET_AVX512
-void gp_layer_forward_avx512(const gp_layer *layer, const float *x /* (rows, K) */, int rows,
-                             const int32_t *labels /* (rows) or NULL */,
-                             void *y /* (rows, N) */, int y_dtype, int panel_begin,
-                             int panel_end) {
-    if (layer->precision == GP_PRECISION_BF16) {
-        forward_avx512(1, layer, x, rows, labels, y, y_dtype, panel_begin, panel_end);
-    } else {
-        forward_avx512(0, layer, x, rows, labels, y, y_dtype, panel_begin, panel_end);
     }
 }
 

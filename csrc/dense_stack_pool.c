@@ -24,7 +24,8 @@
  * workers: the pool remembers the creating process and refuses itself in any other.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "dense_stack_internal.h"
+#include "dense_stack_pool.h"
+#include "gp_isa.h" /* GP_HAVE_X86: the pause instruction */
 
 #include <pthread.h>
 #include <stdatomic.h>

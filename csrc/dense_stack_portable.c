@@ -19,7 +19,8 @@
  * which the vectorizer turns into a vector FMA; elsewhere (x86-64's baseline has none) it is a
  * multiply and an add. Results stay within the tolerance of ganpack_kernel.h either way.
  */
-#include "dense_stack_internal.h"
+#include "dense_stack_tiles.h"
+#include "gp_math.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -62,7 +63,7 @@
    moved into its arms by the compiler, which then may not execute them speculatively (a
    floating-point operation can trap, as far as it knows) and leaves a scalar branch. */
 
-/* exp of V lanes in place: the range reduction and polynomial of dense_stack_internal.h. */
+/* exp of V lanes in place: the range reduction and polynomial of gp_math.h. */
 GP_PORTABLE_INLINE void exp_lanes(float *v /* (V) */) {
     int32_t bits[V];
     float x[V], p[V], scale[V];
@@ -89,7 +90,7 @@ GP_PORTABLE_INLINE void exp_lanes(float *v /* (V) */) {
     for (int j = 0; j < V; j++) v[j] = p[j] * scale[j];
 }
 
-/* tanh of V lanes in place: the rational form of dense_stack_internal.h (the AVX2 path's), a
+/* tanh of V lanes in place: the rational form of gp_math.h (the AVX2 path's), a
    multiply and an add per Horner step where the target has no fast FMA. */
 GP_PORTABLE_INLINE void tanh_lanes(float *v /* (V) */) {
     float a[V], t[V];
@@ -153,16 +154,6 @@ GP_PORTABLE_INLINE void store_u8_lanes(unsigned char *dst, const float *v /* (V)
 
 /* ---------------------------------------------------------------- the hot loop */
 
-/* Row k of an even (ODD 0) or odd (ODD 1) panel of a bf16 pair (gp_layer) as V float32 weights:
-   word << 16 or word & 0xFFFF0000, exact, one vector instruction per 4 lanes on every baseline. */
-GP_PORTABLE_INLINE void widen_bf16(const int ODD, const uint32_t *word /* (V) */,
-                                   float *w /* (V) */) {
-    uint32_t bits[V];
-    if (ODD) for (int j = 0; j < V; j++) bits[j] = word[j] & 0xFFFF0000u;
-    else for (int j = 0; j < V; j++) bits[j] = word[j] << 16;
-    memcpy(w, bits, sizeof bits);
-}
-
 /* A tile's sums (ROWS, PANELS, V) activated and stored to y (ROWS, N) at column col (floats, or
    uint8 pixels when y_dtype is GP_U8). */
 GP_PORTABLE_INLINE void store_tile(const int ROWS, const int PANELS, const gp_layer *layer,
@@ -181,29 +172,16 @@ GP_PORTABLE_INLINE void store_tile(const int ROWS, const int PANELS, const gp_la
     }
 }
 
-/* store_tile out of line, for the bf16 tiles: compiled once instead of in each of their 32
-   shapes, which had quadrupled the file's compile time (11 s, 51 s under the sanitizers). It
-   costs a few percent (measured on float32 tiles, which keep store_tile inline). */
-static void store_tile_out_of_line(int rows, int panels, const gp_layer *layer,
-                                   float sums[MAX_ROWS][MAX_TILE_PANELS][V], int col, void *y,
-                                   int y_dtype) {
-    store_tile(rows, panels, layer, sums, col, y, y_dtype);
-}
-
 /* THE HOT LOOP of the portable path: ROWS x PANELS panels of V outputs, accumulated over all K
    inputs (for each k: ROWS x values, PANELS rows of V weights, ROWS * PANELS * V multiply-adds
    into the accumulators), then activation and the store of the valid columns (floats, or uint8
    pixels when y_dtype is GP_U8). The accumulators start from the bias, or from each row's
-   class-bias row when labels (ROWS) are given. ROWS, PANELS, BF16 (the weights are bf16,
-   widened as they are loaded) and ODD_START (bf16 only: the tile starts at an odd panel, the
-   second of the pair `panels` points to, as full tiles of 3 panels do) are constants at every
-   call. */
-GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const int BF16,
-                                      const int ODD_START, const gp_layer *layer,
+   class-bias row when labels (ROWS) are given. ROWS and PANELS are constants at every call. */
+GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const gp_layer *layer,
                                       const float *x /* (ROWS, K) */,
                                       const int32_t *labels /* (ROWS) or NULL */,
-                                      const void *panels /* (PANELS, K, V) float or bf16 */,
-                                      int col, void *y /* (ROWS, N) */, int y_dtype) {
+                                      const float *panels /* (PANELS, K, V) */, int col,
+                                      void *y /* (ROWS, N) */, int y_dtype) {
     const int K = layer->in_width;
     const size_t panel_stride = (size_t)K * V;
     float acc[MAX_ROWS][MAX_TILE_PANELS][V];
@@ -216,19 +194,9 @@ GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const in
         }
     }
     for (int k = 0; k < K; k++) {
-        const float *w[MAX_TILE_PANELS]; /* (PANELS, V): the panels' row k, as float32 */
-        float wide[MAX_TILE_PANELS][V];
+        const float *w[MAX_TILE_PANELS]; /* (PANELS, V): the panels' row k */
 #pragma GCC unroll 8
-        for (int p = 0; p < PANELS; p++) {
-            if (BF16) { /* the tile's panel p is panel ODD_START + p of the pairs from `panels` */
-                const int at = ODD_START + p;
-                widen_bf16(at % 2, (const uint32_t *)panels + (size_t)(at / 2) * panel_stride + (size_t)k * V,
-                           wide[p]);
-                w[p] = wide[p];
-            } else {
-                w[p] = (const float *)panels + (size_t)p * panel_stride + (size_t)k * V;
-            }
-        }
+        for (int p = 0; p < PANELS; p++) w[p] = panels + (size_t)p * panel_stride + (size_t)k * V;
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; r++) {
             const float xv = x[(size_t)r * (size_t)K + (size_t)k];
@@ -238,31 +206,17 @@ GP_PORTABLE_INLINE void tile_portable(const int ROWS, const int PANELS, const in
             }
         }
     }
-    if (!BF16) {
-        store_tile(ROWS, PANELS, layer, acc, col, y, y_dtype);
-        return;
-    }
-    float sums[MAX_ROWS][MAX_TILE_PANELS][V]; /* a copy: acc's address never escapes */
-#pragma GCC unroll 4
-    for (int r = 0; r < ROWS; r++) {
-#pragma GCC unroll 8
-        for (int p = 0; p < PANELS; p++) memcpy(sums[r][p], acc[r][p], sizeof acc[r][p]);
-    }
-    store_tile_out_of_line(ROWS, PANELS, layer, sums, col, y, y_dtype);
+    store_tile(ROWS, PANELS, layer, acc, col, y, y_dtype);
 }
 
-/* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds, for
-   float32 and for bf16 weights. */
+/* Every (rows, panels) shape gp_forward_tiles asks for, each with constant loop bounds. */
 static void tile_portable_dispatch(int rows, int panels, const gp_layer *layer,
                                    const float *x /* (rows, K) */,
                                    const int32_t *labels /* (rows) or NULL */,
-                                   const void *packed /* (panels, K, V) */, int col,
+                                   const float *packed /* (panels, K, V) */, int col,
                                    void *y /* (rows, N) */, int y_dtype) {
-    const int bf16 = layer->precision == GP_PRECISION_BF16, odd = col / V % 2;
 #define GP_TILE(R, P) case (R) * 16 + (P): \
-    if (!bf16) tile_portable(R, P, 0, 0, layer, x, labels, packed, col, y, y_dtype); \
-    else if (odd) tile_portable(R, P, 1, 1, layer, x, labels, packed, col, y, y_dtype); \
-    else tile_portable(R, P, 1, 0, layer, x, labels, packed, col, y, y_dtype); \
+    tile_portable(R, P, layer, x, labels, packed, col, y, y_dtype); \
     break
     switch (rows * 16 + panels) {
     GP_TILE_SHAPES(GP_TILE);

@@ -14,7 +14,8 @@
  * near a / (1 - m), far from denormals (which are slow on some cores).
  */
 #define _POSIX_C_SOURCE 200809L /* sysconf, clock_gettime */
-#include "dense_stack_internal.h"
+#include "dense_stack_pool.h" /* gp_now_ns */
+#include "gp_isa.h"
 
 #include <math.h>
 #include <pthread.h>

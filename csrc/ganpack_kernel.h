@@ -90,12 +90,13 @@ gp_status gp_stack_set_layer(gp_stack *stack, int layer,
                              int activation /* gp_activation */, float alpha);
 
 /* ---- reduced-precision weights ----
-   GP_PRECISION_BF16 stores a layer's weights as bfloat16 (the upper 16 bits of a float32: 8
-   significant bits, float32's range), each rounded to nearest, ties to even (NaN stays NaN, a
-   value beyond bf16's range becomes an infinity). Half the bytes of float32; the hot loop widens
-   them back to float32 exactly (a shift) and everything else is unchanged: inputs, products,
-   sums, bias (kept float32, as the class-bias table) and activations are float32. So a bf16
-   layer computes exactly what a float32 layer computes with the rounded weights. */
+   GP_PRECISION_BF16 rounds a layer's weights to bfloat16 (the upper 16 bits of a float32: 8
+   significant bits, float32's range), each to nearest, ties to even (NaN stays NaN, a value
+   beyond bf16's range becomes an infinity), and stores the rounded values as float32 (widening
+   bf16 is exact). The layer then runs the float32 kernel, at float32 speed and memory:
+   inputs, products, sums, bias (kept as given, as the class-bias table) and activations are
+   float32. So a bf16 layer computes exactly what a float32 layer computes with the rounded
+   weights, bit for bit: a preview of what bf16 weights do to a model's outputs. */
 typedef enum {
     GP_PRECISION_F32 = 0,
     GP_PRECISION_BF16 = 1

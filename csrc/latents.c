@@ -7,7 +7,8 @@
  * seed hi) gives words w0..w3. normal: (w0, w1) and (w2, w3) are Box-Muller pairs; uniform:
  * each word is (w >> 8) 2^-24. Value j of a row is word j / blocks of block j % blocks.
  */
-#include "dense_stack_internal.h"
+#include "gp_isa.h"
+#include "latents.h"
 
 #include <math.h>
 #include <string.h>

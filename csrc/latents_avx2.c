@@ -5,7 +5,8 @@
  * rounded and never fused (target "avx2" without "fma": no FMA can even be emitted here), so the
  * bits equal the plain C path's. AVX-512 stacks use this path too.
  */
-#include "dense_stack_internal.h"
+#include "gp_isa.h"
+#include "latents.h"
 
 #ifdef GP_HAVE_X86
 #include <immintrin.h>

@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
 HEADER = CSRC / "ganpack_kernel.h"
 SOURCES = [str(path.relative_to(ROOT)) for path in sorted(CSRC.glob("*.c")) if path.name != "example.c"]
+# Every header the sources include (the public one and the internal ones: gp_isa.h, gp_math.h,
+# dense_stack_layer.h, ...): a change to any of them rebuilds the extension.
+HEADERS = [str(path.relative_to(ROOT)) for path in sorted(CSRC.glob("*.h"))]
 # -g0 after Python's own -g: the wheel's kernel carries no debug information (3.1 MB of its 3.5 MB
 # with it); the make builds in csrc/ keep -g for the sanitizers and debuggers.
 COMPILE_ARGS = ["-O2", "-std=c11", "-ffp-contract=off", "-fvisibility=hidden", "-g0"]
@@ -31,6 +34,7 @@ ffi.set_source(
     '#include "ganpack_kernel.h"',
     sources=SOURCES,
     include_dirs=[str(CSRC.relative_to(ROOT))],
+    depends=HEADERS,
     extra_compile_args=COMPILE_ARGS,
     py_limited_api=True,
 )

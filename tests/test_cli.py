@@ -14,10 +14,11 @@ import pytest
 import ganpack
 import ganpack.cli as cli
 import ganpack.model as model_module
+from ganpack.backends.chunked import CHUNK_ROWS
 from ganpack.cli import main
 from ganpack.errors import InputError, run_command
 from ganpack.grid import GRID_KEYWORD, encode_png, tile
-from ganpack.model import CHUNK_ROWS, DEFAULT_MODEL
+from ganpack.model import DEFAULT_MODEL
 
 BACKENDS = ganpack.available_backends()
 

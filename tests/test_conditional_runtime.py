@@ -16,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import ganpack
+import ganpack.backends.chunked as chunked_module
 import ganpack.model as model_module
 import ganpack.package as package_module
 from ganpack.backends.numpy_backend import NumpyBackend
@@ -224,8 +225,8 @@ def test_sample_with_label_and_labels(package, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sample_chunks_concatenate_to_sample(package, backend, monkeypatch):
     model = ganpack.load(package, backend=backend)
-    for name in ("STREAM_ROWS", "CHUNK_ROWS"):  # every backend call sees the batches sample() gives it
-        monkeypatch.setattr(model_module, name, 64)
+    monkeypatch.setattr(model_module, "STREAM_ROWS", 64)
+    monkeypatch.setattr(chunked_module, "CHUNK_ROWS", 64)  # every backend call sees the batches sample() gives it
     labels = np.random.default_rng(5).integers(0, CLASSES, 150)
     for output in ("uint8", "float"):
         pieces = list(model.sample_chunks(150, seed=6, output=output, labels=labels))

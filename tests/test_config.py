@@ -1,6 +1,8 @@
 """Config layering (defaults -> file -> command line) and the errors for bad keys and values."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +70,28 @@ def test_unknown_key_suggests_the_close_one():
         parse_command_line(["--batchsize", "3"])
 
 
+@pytest.mark.parametrize("argv, meant", [
+    (["--lr", "abc"], "did you mean 'generator_lr' or 'discriminator_lr' or 'lr_decay_start'?"),  # a word of each
+    (["--hidden=64"], "did you mean 'generator_hidden' or 'discriminator_hidden'?"),
+    (["--cache", "x"], "did you mean 'cache_dir' or 'evaluator_cache'?"),  # a typo's and a word's, once each
+])
+def test_unknown_key_suggests_the_keys_it_is_part_of(argv, meant):
+    with pytest.raises(ConfigError, match=re.escape(meant)):
+        parse_command_line(argv)
+
+
+def test_unknown_key_in_a_table_names_the_table_of_the_key_meant(tmp_path):
+    (tmp_path / "lr.toml").write_text("[optimizer]\nlr = 0.1\n")
+    (tmp_path / "epochs.toml").write_text("[model]\nepochs = 3\n")
+    with pytest.raises(ConfigError, match=re.escape("'optimizer.lr' (from ") + ".*did you mean 'generator_lr' or"):
+        parse_command_line(["--config", str(tmp_path / "lr.toml")])
+    with pytest.raises(ConfigError, match=re.escape("'model.epochs'") + ".*did you mean 'epochs' in \\[run\\]\\?$"):
+        parse_command_line(["--config", str(tmp_path / "epochs.toml")])
+    with pytest.raises(ConfigError) as nothing_close:
+        parse_command_line(["--bogus", "1"])
+    assert str(nothing_close.value) == "unknown config key 'bogus' (from the command line)"
+
+
 @pytest.mark.parametrize("text, named", [
     ('latent_dim = "big"\n', "latent_dim"),
     ("[model]\nepochs = 3\n", "model.epochs"),  # a key in the wrong section
@@ -104,6 +128,16 @@ def test_help_lists_every_key(capsys):
     assert main(["--help"]) == 0
     shown = capsys.readouterr().out
     assert all(f"--{key}" in shown for key in FIELDS)
+
+
+def test_the_run_says_how_to_load_its_package_and_when_its_name_is_a_built_in_one():
+    from training.run import load_hint
+
+    assert load_hint(Path("runs/mine/model")) == "load it in Python with ganpack.load('runs/mine/model')"
+    assert load_hint(Path("runs/conditional/model")) == (
+        "load it in Python with ganpack.load('runs/conditional/model'); ganpack.load('conditional') opens "
+        "ganpack's built-in model of that name, not this run")
+    assert "built-in" in load_hint(Path("/elsewhere/default/model"))
 
 
 def test_book_preset_reproduces_the_chapter_and_yields_to_the_command_line():

@@ -1,6 +1,7 @@
 """Every code block of README.md and docs/*.md runs, each in a fresh workspace: a temporary folder
 laid out like the repository root (training/ and export/ linked, a copy of benchmarks/), with
-the built-in model package copied to model/ and a run folder at runs/digits/.
+the built-in model package copied to model/, a run folder at runs/digits/ and an empty out/ (the
+README's Quickstart makes it first). A README block may leave only files that git ignores.
 
 Fences: ```python runs as written; ```sh runs line by line through bash, as written, except the
 lines of STAND_INS, whose real command takes minutes or a network; ```c is compiled against
@@ -8,6 +9,7 @@ csrc/'s sources and run; ```text is output or layout, never run. Any other fence
 indented (unfenced) code block or an unclosed fence fails, so no code slips past this file.
 """
 
+import ast
 import os
 import re
 import shutil
@@ -251,8 +253,9 @@ def dry_run(tmp_path_factory, helpers) -> Path:
     """runs/digits made by `python -m training.run --dry-run --name digits` (15 s on 2 busy cores)."""
     folder = tmp_path_factory.mktemp("doc-dry-run")
     lay_out_like_the_root(folder)
-    run([sys.executable, "-m", "training.run", "--dry-run", "--name", "digits", "--progress", "false",
-         "--threads", "1"], folder, base_env(helpers), "the session's dry run")
+    done = run([sys.executable, "-m", "training.run", "--dry-run", "--name", "digits", "--progress", "false",
+                "--threads", "1"], folder, base_env(helpers), "the session's dry run")
+    (folder / "said.txt").write_text(done.stdout)  # beside runs/, not in the run folder the blocks copy
     return folder / "runs" / "digits"
 
 
@@ -281,6 +284,7 @@ def workspace(request, tmp_path, helpers) -> tuple[Path, dict]:
     block = request.node.callspec.params["block"]
     folder = tmp_path / "workspace"
     lay_out_like_the_root(folder)
+    (folder / "out").mkdir()
     shutil.copytree(BUILT_IN_MODEL, folder / "model")
     env = base_env(helpers)
     if needs_a_real_run(block):
@@ -330,13 +334,27 @@ def run_c(block: Block, folder: Path, env: dict) -> None:
 
 
 RUNNERS = {"python": run_python, "sh": run_shell, "c": run_c}
+RUNNERS_FILES = {"block.py", "block.c", "block"}  # what the runners above write into the workspace
+
+
+def not_ignored_by_git(names: list[str]) -> list[str]:
+    """The names (top-level files or folders/) that the repository's .gitignore does not ignore."""
+    done = subprocess.run(["git", "check-ignore", "--no-index", "--stdin"], cwd=ROOT, input="\n".join(names),
+                          capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr  # 1: none ignored
+    return sorted(set(names) - set(done.stdout.splitlines()))
 
 
 @pytest.mark.parametrize("block", [pytest.param(block, marks=[pytest.mark.slow] if is_slow(block) else [],
                                                 id=block.name) for block in RUN_BLOCKS])
 def test_block_runs(block, workspace):
     folder, env = workspace
+    before = set(os.listdir(folder)) | RUNNERS_FILES
     RUNNERS[block.language](block, folder, env)
+    if block.document.name == "README.md":  # a reader's clone must not fill up with untracked files
+        made = [name + "/" if (folder / name).is_dir() else name for name in set(os.listdir(folder)) - before]
+        left = not_ignored_by_git(made)
+        assert not left, f"{block.name} writes {left} into the repository root, where git shows them; use out/"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,6 +383,39 @@ def test_the_readme_is_the_front_door():
     fresh_machine = [block.code.strip() for block in fenced_blocks(ROOT / "README.md")][:2]
     assert fresh_machine[1] in (ROOT / ".ci" / "run").read_text().splitlines(), \
         "README's test command and .ci/run must be the same line"
+
+
+def test_the_quickstart_writes_into_a_folder_git_ignores():
+    readme = (ROOT / "README.md").read_text()
+    quickstart_line = readme[:readme.index("\n## Quickstart\n")].count("\n") + 2
+    first = next(block for block in fenced_blocks(ROOT / "README.md") if block.line > quickstart_line)
+    assert shell_commands(first.code)[0].split("#")[0].strip() == "mkdir -p out", first.code
+    assert not_ignored_by_git(["out/"]) == []
+
+
+# Figures that change with the machine: times and rates. They live in docs/benchmarks.md and
+# docs/training.md; the README keeps one quality table and one speed table (issue 25, item 7).
+MACHINE_FIGURE = re.compile(r"\b\d[\d,.]*\s*(?:s|ms|min|seconds|minutes|steps/s|steps per second|GFLOP/s)\b")
+
+
+def test_the_readme_keeps_machine_dependent_figures_in_the_docs():
+    text = re.sub(r"^```.*?^```", "", (ROOT / "README.md").read_text(), flags=re.M | re.S)
+    figures = MACHINE_FIGURE.findall(text)
+    assert not figures, f"README.md holds figures that change with the machine, {figures}: move them to docs/"
+    headers = [line for line in text.splitlines() if line.startswith("| ") and "\n" + line + "\n|---" in text]
+    assert sum("Frechet distance" in header for header in headers) == 1, headers  # the quality table
+    assert sum("samples/s" in header for header in headers) == 1, headers  # the speed table
+
+
+@pytest.mark.slow
+def test_a_run_ends_saying_how_to_load_its_package(dry_run, monkeypatch):
+    """The last line of `python -m training.run` loads the run's own package, from where it ran."""
+    import ganpack
+
+    said = (dry_run.parent.parent / "said.txt").read_text().splitlines()[-1]
+    path = ast.literal_eval(re.search(r"ganpack\.load\((.+?)\)", said).group(1))
+    monkeypatch.chdir(dry_run.parent.parent)
+    assert ganpack.load(path).folder.resolve() == (dry_run / "model").resolve(), said
 
 
 def heading_anchor(heading: str) -> str:

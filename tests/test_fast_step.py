@@ -1,4 +1,6 @@
-"""The hand-written step (training/fast_step.py) against autograd's reference step, on fixed seeds.
+"""The hand-written step (training/fast_step.py) against autograd's reference step
+(training/reference_step.py), each run by a Trainer, on fixed seeds; tests/test_steps.py builds
+the steps without one.
 
 Stated tolerances: the gradients of one step agree to 1e-5 of each tensor's largest magnitude (the
 same float32 products, summed in another order), the returned metrics to 1e-6, and the weights
@@ -11,6 +13,7 @@ import torch
 from training.config import TrainConfig, validate
 from training.distributed import World
 from training.fast_step import FastStep
+from training.reference_step import ReferenceStep
 from training.trainer import Trainer
 
 CONFIGS = {
@@ -97,7 +100,7 @@ def test_the_fast_step_is_repeatable_bit_for_bit():
 def test_the_config_picks_the_step_and_adam():
     fast, reference = trainer("fast"), trainer("reference")
     assert isinstance(fast._step, FastStep) and fast.optimizer_d.param_groups[0]["fused"]
-    assert reference._step == reference.reference_step and not reference.optimizer_d.param_groups[0]["fused"]
+    assert isinstance(reference._step, ReferenceStep) and not reference.optimizer_d.param_groups[0]["fused"]
 
 
 def test_a_checkpoint_resumes_under_the_other_step_with_its_own_adam():

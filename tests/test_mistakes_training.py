@@ -102,7 +102,9 @@ def png_of_zeros() -> bytes:
 RUN_MISTAKES = [
     # keys and values on the command line: found before torch loads
     (["--max_steps=abc"], "unknown config key 'max_steps'"),
-    (["--lr=-1"], "unknown config key 'lr'"),
+    (["--lr=-1"], "unknown config key 'lr' (from the command line); did you mean 'generator_lr' or "
+                  "'discriminator_lr'"),
+    slow(["--lr", "abc"], "did you mean 'generator_lr' or 'discriminator_lr'"),
     slow(["--bogus"], "unknown config key 'bogus'"),
     (["--batch_size=0"], "config key 'batch_size' must be positive, got 0"),
     (["--epochs=abc"], "config key 'epochs' expects an integer, got 'abc'"),
@@ -140,7 +142,8 @@ RUN_MISTAKES = [
     # config files
     (["--config", "syntax.toml"], "config file 'syntax.toml' is not valid TOML"),
     (["--config", "types.toml"], "config key 'latent_dim' expects an integer, got 'big' (from types.toml)"),
-    (["--config", "unknown.toml"], "unknown config key 'optimizer.lr' (from unknown.toml)"),
+    (["--config", "unknown.toml"], "unknown config key 'optimizer.lr' (from unknown.toml); did you mean "
+                                   "'generator_lr' or 'discriminator_lr'"),
     (["--config", "binary.toml"], "config file 'binary.toml' is not valid TOML"),
     slow(["--config", "nan.json"], "config key 'generator_lr' expects a finite number, got nan (from nan.json)"),
     slow(["--config", "missing.toml"], "config file 'missing.toml' does not exist"),

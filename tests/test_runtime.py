@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import ganpack
+import ganpack.backends.chunked as chunked_module
 import ganpack.model as model_module
 from ganpack.errors import InputError, PackageError
 from ganpack.latents import GENERATOR, LEGACY_GENERATOR, draw_numpy
@@ -193,7 +194,7 @@ def test_large_n_is_chunked(default_package, monkeypatch, backend):
         return run(rows, labels)
 
     monkeypatch.setattr(model._generator, "run", counted)
-    monkeypatch.setattr(model_module, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(chunked_module, "CHUNK_ROWS", 64)
     assert np.abs(model.sample(1000, seed=5, output="float") - whole).max() <= TOLERANCE
     assert rows_per_call == [64] * 15 + [40]  # every row once, in chunks of CHUNK_ROWS
 
@@ -297,11 +298,11 @@ def test_sample_chunks_concatenate_to_sample(default_package, tmp_path, monkeypa
         del manifest["latent"]["generator"]
         (package / "manifest.json").write_text(json.dumps({**manifest, "format_version": 1}))
     model = ganpack.load(package, backend=backend)
-    monkeypatch.setattr(model_module, "STREAM_ROWS", model_module.CHUNK_ROWS)
-    n = 2 * model_module.CHUNK_ROWS + 5
+    monkeypatch.setattr(model_module, "STREAM_ROWS", chunked_module.CHUNK_ROWS)
+    n = 2 * chunked_module.CHUNK_ROWS + 5
     for output in ("uint8", "float"):
         pieces = list(model.sample_chunks(n, seed=11, output=output))
-        assert [len(piece) for piece in pieces] == [model_module.CHUNK_ROWS] * 2 + [5]
+        assert [len(piece) for piece in pieces] == [chunked_module.CHUNK_ROWS] * 2 + [5]
         assert np.array_equal(np.concatenate(pieces), model.sample(n, seed=11, output=output))
     assert [len(piece) for piece in model.sample_chunks(0, seed=1)] == [0]
     with pytest.raises(InputError, match="output"):

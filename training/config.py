@@ -125,8 +125,11 @@ FIELDS = _field_types()
 
 
 def _unknown_key(key: str, source: str) -> ConfigError:
-    close = difflib.get_close_matches(key, FIELDS, n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    """Names the keys meant too: a typo's closest ones, and those with the name as a word ('lr')."""
+    table, _, name = key.rpartition(".")  # a file's 'optimizer.lr': table 'optimizer'
+    close = dict.fromkeys(difflib.get_close_matches(name, FIELDS) + [k for k in FIELDS if name in k.split("_")])
+    shown = [f"'{k}'" + (f" in [{FIELDS[k][0]}]" if table and FIELDS[k][0] != table else "") for k in close]
+    hint = f"; did you mean {' or '.join(shown)}?" if shown else ""
     return ConfigError(f"unknown config key '{key}' (from {source}){hint}")
 
 

@@ -1,9 +1,10 @@
 """The training step written out by hand: forward and backward of both dense stacks without autograd.
 
-Trainer.reference_step is the same GAN update through autograd, and stays the reference: this step
-draws the same latents and shifts from the same per-step seed, computes the same losses and
-gradients, and ends within float rounding of it (tests/test_fast_step.py states how close). On a
-network this small much of the time is not in the matrix multiplies; what this step saves:
+training/reference_step.py is the same GAN update through autograd, and stays the reference: this
+step works on the same StepState, draws the same latents and shifts from the same per-step seed,
+computes the same losses and gradients, and ends within float rounding of it (tests/test_fast_step.py
+and tests/test_steps.py state how close). On a network this small much of the time is not in the
+matrix multiplies; what this step saves:
 - no autograd graph and no double backward: the R1 penalty and its gradient in closed form (below),
   through the Gram matrix of D's first layer, less than half the multiply work of the plain chain;
 - D scores the real and the generated batch in one (2B, 784) pass, not two; the shifts are windows
@@ -34,6 +35,7 @@ from torch import nn
 from training.augment import BACKGROUND, SIDE, draw_shifts
 from training.distributed import sum_over_ranks
 from training.model import sample_labels, sample_latent
+from training.reference_step import StepState
 
 leaky_relu_backward = torch.ops.aten.leaky_relu_backward  # (grad, h, alpha, False): grad * leaky'(h)
 tanh_backward = torch.ops.aten.tanh_backward  # (grad, y = tanh(x)): grad * (1 - y^2)
@@ -223,56 +225,58 @@ class Shifter:
 
 
 class FastStep:
-    """trainer.train_step when the config's train_step is "fast": call it with a real batch (B, 784)
-    (and its labels (B,) for a conditional model). inputs() takes every random number of the step
-    (the latents, a conditional model's fake labels, then the three shifts, in the order
-    Trainer.reference_step draws them); compute() is the rest, free of randomness and host syncs.
-    A conditional model's one-hot labels are concatenated to z and to D's images (2B, 784 + classes)."""
+    """The step when the config's train_step is "fast": call it as step(t, real, labels), with the
+    step's number, a real batch (B, 784) and its labels (B,) for a conditional model. inputs() takes
+    every random number of the step (the latents, a conditional model's fake labels, then the three
+    shifts, in the order ReferenceStep draws them); compute() is the rest, free of randomness and
+    host syncs. A conditional model's one-hot labels are concatenated to z and to D's images (2B, 784
+    + classes). Under torchrun it averages the gradients itself, one all-reduce per network."""
 
-    def __init__(self, trainer):
-        self.trainer = trainer
-        self.generator_layers = dense_layers(trainer.generator)
-        self.discriminator_layers = dense_layers(trainer.discriminator)
-        self.generator_grads = Gradients(trainer.generator)
-        self.classes = trainer.classes
-        self.discriminator_grads = Gradients(trainer.discriminator)
-        max_shift = trainer.config.optimizer.augment_shift
-        self.shifter = Shifter(max_shift, trainer.device) if max_shift else None
-        self._targets = None
-        self.ema_pairs = None
-        if trainer.generator_ema is not None:
-            self.ema_pairs = (list(trainer.generator_ema.parameters()), list(trainer.generator.parameters()))
+    def __init__(self, state: StepState):
+        self.state = state
+        self.generator_layers = dense_layers(state.generator)
+        self.discriminator_layers = dense_layers(state.discriminator)
+        self.generator_grads = Gradients(state.generator)
+        self.classes = state.classes
+        self.discriminator_grads = Gradients(state.discriminator)
+        self.shifter = Shifter(state.augment_shift, state.device) if state.augment_shift else None
+        self._targets: torch.Tensor | None = None
+        self.ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        if state.generator_ema is not None:
+            self.ema_pairs = (list(state.generator_ema.parameters()), list(state.generator.parameters()))
         # None: the learning rates and the moving average's weight are Python floats, read as each
         # op is queued. training/graphed_step.py sets 0-dim tensors instead ("lr_d", "lr_g", "ema"),
         # which it refreshes before each step, so that a captured graph sees the current values.
         self.scalars: dict[str, torch.Tensor] | None = None
 
-    def __call__(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.compute(*self.inputs(real, labels))
+    def __call__(self, step: int, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.compute(step, *self.inputs(step, real, labels))
 
-    def inputs(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        """compute()'s arguments: (real, z (B, latent_dim)), then for a conditional model the one-hot
-        labels (2B, classes) of the reals and of the fakes, then with augment_shift the window
-        corners (B,) of the reals, of the fakes D scores and of the fakes G is scored on."""
-        trainer, config, batch = self.trainer, self.trainer.config, real.shape[0]
-        noise = trainer.seed_step_noise()
-        z = sample_latent(batch, config.model, noise, trainer.device)
+    def inputs(self, step: int, real: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """compute()'s arguments after the step number: (real, z (B, latent_dim)), then for a
+        conditional model the one-hot labels (2B, classes) of the reals and of the fakes, then with
+        augment_shift the window corners (B,) of the reals, of the fakes D scores and of the fakes G
+        is scored on."""
+        state, batch = self.state, real.shape[0]
+        noise = state.noise.at(step)
+        z = sample_latent(batch, state.model, noise, state.device)
         draws: tuple[torch.Tensor, ...] = (real, z)
         if self.classes:
             assert labels is not None, "a conditional model's step needs the real images' labels"
-            fake_labels = sample_labels(batch, self.classes, noise, trainer.device)
+            fake_labels = sample_labels(batch, self.classes, noise, state.device)
             draws += (F.one_hot(torch.cat([labels, fake_labels]), self.classes).to(real.dtype),)
         if self.shifter is None:
             return draws
         shifter = self.shifter
         return (*draws,
-                *(shifter.corners(draw_shifts(batch, shifter.max_shift, noise, trainer.device)) for _ in range(3)))
+                *(shifter.corners(draw_shifts(batch, shifter.max_shift, noise, state.device)) for _ in range(3)))
 
     @torch.no_grad()
-    def compute(self, real: torch.Tensor, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
-        """One D update then one G update; returns [loss_d, loss_g, mean D(x), mean D(G(z))] (4,)."""
-        trainer, opt = self.trainer, self.trainer.config.optimizer
-        alpha, batch = trainer.config.model.leaky_relu_alpha, real.shape[0]
+    def compute(self, step: int, real: torch.Tensor, z: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        """One D update then one G update; returns [loss_d, loss_g, mean D(x), mean D(G(z))] (4,).
+        `step` sets the moving average's weight in its warm-up, unless `scalars` holds the weight."""
+        state = self.state
+        alpha, batch, gamma = state.model.leaky_relu_alpha, real.shape[0], state.r1_gamma
         gl, dl, shifter = self.generator_layers, self.discriminator_layers, self.shifter
         onehot, corners = (rest[0], rest[1:]) if self.classes else (None, rest)  # onehot (2B, classes)
 
@@ -297,11 +301,11 @@ class FastStep:
         d_logits = (prob - target[:2 * batch]).div_(batch)  # d loss_d / d logits (2B, 1)
         backward(dl, d_inputs, d_hidden, d_logits, alpha, self.discriminator_grads, False)
         penalty = None
-        if opt.r1_gamma:
-            penalty = r1_penalty_and_gradient(dl, d_hidden, batch, alpha, opt.r1_gamma, self.discriminator_grads,
+        if gamma:
+            penalty = r1_penalty_and_gradient(dl, d_hidden, batch, alpha, gamma, self.discriminator_grads,
                                               real.shape[1])
-        self.discriminator_grads.average_over_ranks(trainer.world)
-        adam_step(trainer.optimizer_d, None if self.scalars is None else self.scalars["lr_d"])
+        self.discriminator_grads.average_over_ranks(state.world)
+        adam_step(state.optimizer_d, None if self.scalars is None else self.scalars["lr_d"])
 
         # Update G: maximize log D(G(z)) (non-saturating), through the updated D, which is not trained here.
         x = shifter.windows(padded[batch:], corners[2]) if shifter else fake
@@ -312,12 +316,12 @@ class FastStep:
             d_fake = shifter.backward(d_fake, corners[2])
         self.generator_grads.attach()
         backward(gl, g_inputs, g_hidden, tanh_backward(d_fake, fake), alpha, self.generator_grads, False)
-        self.generator_grads.average_over_ranks(trainer.world)
-        adam_step(trainer.optimizer_g, None if self.scalars is None else self.scalars["lr_g"])
-        if self.ema_pairs is not None:
+        self.generator_grads.average_over_ranks(state.world)
+        adam_step(state.optimizer_g, None if self.scalars is None else self.scalars["lr_g"])
+        if self.ema_pairs is not None:  # Update the moving average: ema <- decay ema + (1 - decay) G
             averages, currents = self.ema_pairs
             if self.scalars is None:
-                torch._foreach_lerp_(averages, currents, 1.0 - trainer.ema_decay_now())
+                torch._foreach_lerp_(averages, currents, 1.0 - state.ema_decay_at(step))
             else:  # the same lerp with the weight in a tensor (a view of it per parameter)
                 torch._foreach_lerp_(averages, currents, [self.scalars["ema"].expand_as(a) for a in averages])
         # The losses, for the log only: binary cross-entropy on logits, softplus(l) - t l, a mean per
@@ -326,12 +330,12 @@ class FastStep:
         bce = F.softplus(logits).sub_(target * logits).view(3, batch).mean(dim=1)
         stats = torch.cat([bce, prob.view(2, batch).mean(dim=1)])  # (5,)
         out = stats[1:]  # [loss_d without the real term and R1, loss_g, mean D(x), mean D(G(z))]
-        out[0] += stats[0] if penalty is None else stats[0] + 0.5 * opt.r1_gamma * penalty
+        out[0] += stats[0] if penalty is None else stats[0] + 0.5 * gamma * penalty
         return out
 
     def targets(self, batch: int) -> torch.Tensor:
         if self._targets is None or len(self._targets) != 3 * batch:
-            self._targets = torch.zeros(3 * batch, 1, device=self.trainer.device)
-            self._targets[:batch] = 1.0 - self.trainer.config.optimizer.label_smoothing
+            self._targets = torch.zeros(3 * batch, 1, device=self.state.device)
+            self._targets[:batch] = 1.0 - self.state.label_smoothing
             self._targets[2 * batch:] = 1.0
         return self._targets

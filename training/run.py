@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from ganpack import built_in_models
 from ganpack.errors import counted, run_command
 from training.config import DATASETS, TrainConfig, parse_command_line, set_value, usage, validate
 from training.errors import ConfigError
@@ -46,6 +47,15 @@ def resume_config(state: dict, overrides: dict) -> TrainConfig:
                           "(its images must be the run's: their SHA-256 is checked)")
     config.data.data = absolute_data(data)
     return validate(config)
+
+
+def load_hint(package: Path) -> str:
+    """How to load this run's package: by its path. A bare name is a model inside ganpack, so a run
+    named like one (`--name conditional`) is not what `ganpack.load(name)` opens: say so."""
+    hint, name = f"load it in Python with ganpack.load({str(package)!r})", package.parent.name
+    if name in built_in_models():
+        hint += f"; ganpack.load({name!r}) opens ganpack's built-in model of that name, not this run"
+    return hint
 
 
 def install_stop_handlers(trainer) -> dict:
@@ -120,7 +130,7 @@ def main(argv: list[str]) -> int:
 
             package = write_package(trainer.state(), run_dir / "model", overwrite=True, log=say,
                                     quality=trainer.final_quality)
-            say(f"model package: {package}")
+            say(f"model package: {package}\n{load_hint(package)}")
         finished = True
         return 0
     finally:

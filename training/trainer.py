@@ -1,4 +1,6 @@
-"""The GAN training loop: one Trainer owns the models, optimizers, data and run folder.
+"""The GAN training loop: one Trainer owns the models, optimizers, data and run folder, and runs
+the loop, the logging, the evaluations and the checkpoints. The training step itself is a unit of
+its own, built from the trainer's StepState (training/reference_step.py, fast_step.py, graphed_step.py).
 
 Randomness is stateless where it matters for exact resume: the data order of epoch e comes from
 a generator seeded with (seed, e), and the noise of step t on rank r from one seeded with
@@ -12,17 +14,15 @@ import time
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from training import checkpoint, datasets, mnist
-from training.augment import translate
 from training.config import TrainConfig
 from training.distributed import World, sum_over_ranks
 from training.errors import ConfigError, TrainingError
 from training.fast_step import FastStep
 from training.graphed_step import GraphedStep
-from training.losses import discriminator_loss, generator_loss, r1_penalty
-from training.model import balanced_labels, build_models, grid_labels, sample_labels, sample_latent
+from training.model import balanced_labels, build_models, grid_labels, sample_latent
+from training.reference_step import ReferenceStep, Step, StepNoise, StepState, mix_seed
 from training.rundir import MetricsLog, plot_metrics, plot_quality
 
 GRID_SIZE = 100  # the fixed latent batch behind every sample grid (10 x 10)
@@ -56,12 +56,15 @@ def resolve_device(name: str, world: World) -> torch.device:
     return torch.device(name)
 
 
-def _mix(*parts: int) -> int:
-    """Combine integers into one 63-bit seed (distinct inputs give distinct streams in practice)."""
-    value = 0x2545F4914F6CDD1D
-    for part in parts:
-        value = (value * 6364136223846793005 + part + 1442695040888963407) % (1 << 63)
-    return value
+def build_step(state: StepState, train_step: str) -> tuple[Step, str]:
+    """The step the config's train_step names, built from `state`, and its description for the
+    run's first line. "fast" is captured in a CUDA graph on CUDA outside DDP."""
+    if train_step == "reference":
+        return ReferenceStep(state), "reference (autograd)"
+    fast = FastStep(state)
+    if state.device.type == "cuda" and not state.world.distributed:
+        return GraphedStep(fast, capture=True), "fast, captured in a CUDA graph (training/graphed_step.py)"
+    return fast, "fast (training/fast_step.py)"
 
 
 class Trainer:
@@ -101,11 +104,9 @@ class Trainer:
             raise ConfigError(f"batch_size {config.data.batch_size} x {world.size} process(es) exceeds "
                               f"the {len(self.data)} training images")
 
-        # models: the same seed on every rank (DDP also broadcasts rank 0's weights)
+        # models: the same seed on every rank (the step's DDP wrappers also broadcast rank 0's weights)
         torch.manual_seed(run.seed)
         self.generator, self.discriminator = (m.to(self.device) for m in build_models(config.model))
-        wrap = (lambda m: DistributedDataParallel(m)) if world.distributed else (lambda m: m)
-        self.generator_train, self.discriminator_train = wrap(self.generator), wrap(self.discriminator)
         opt = config.optimizer
         # the fast step uses Adam's fused kernel (where torch has one); the reference step torch's default
         self.fused_adam = run.train_step == "fast" and self.device.type in ("cpu", "cuda")
@@ -117,7 +118,12 @@ class Trainer:
         # smooths out the step-to-step jitter of adversarial training.
         self.generator_ema = (copy.deepcopy(self.generator).requires_grad_(False)
                               if opt.ema_decay > 0 else None)
-        self.noise = torch.Generator(device=self.device)
+        # what the training step reads and updates; the step itself is built below, after a resume
+        self.step_state = StepState(
+            self.generator, self.discriminator, self.optimizer_g, self.optimizer_d,
+            StepNoise(run.seed, world.rank, self.device), config.model, label_smoothing=opt.label_smoothing,
+            r1_gamma=opt.r1_gamma, augment_shift=opt.augment_shift, ema_decay=opt.ema_decay,
+            generator_ema=self.generator_ema, world=world)
         fixed = torch.Generator().manual_seed(run.seed)
         self.fixed_latent = sample_latent(GRID_SIZE, config.model, fixed, torch.device("cpu")).to(self.device)
         self.fixed_labels = grid_labels(GRID_SIZE, self.classes).to(self.device) if self.classes else None
@@ -126,12 +132,7 @@ class Trainer:
         self.stop_requested = False
         if resume_state is not None:
             self._restore(resume_state)
-        self._step, self.step_description = self.reference_step, "reference (autograd)"
-        if run.train_step == "fast":
-            self._step, self.step_description = FastStep(self), "fast (training/fast_step.py)"
-            if self.device.type == "cuda" and not world.distributed:
-                self._step = GraphedStep(self._step, capture=True)
-                self.step_description = "fast, captured in a CUDA graph (training/graphed_step.py)"
+        self._step, self.step_description = build_step(self.step_state, run.train_step)
         if run_dir is not None and world.is_main:
             self._check_free_space()
 
@@ -229,66 +230,14 @@ class Trainer:
                 group["lr"] = rate * factor
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
-        order = torch.Generator().manual_seed(_mix(self.config.run.seed, epoch))
+        order = torch.Generator().manual_seed(mix_seed(self.config.run.seed, epoch))
         return torch.randperm(len(self.data), generator=order).to(self.device, non_blocking=True)
 
-    def seed_step_noise(self) -> torch.Generator:
-        """The generator every random draw of this step comes from, seeded by (seed, rank, step)."""
-        self.noise.manual_seed(_mix(self.config.run.seed, self.world.rank, self.step, 1))
-        return self.noise
-
-    def ema_decay_now(self) -> float:
-        # Warm-up: early on the average would mostly remember the random initial weights.
-        return min(self.config.optimizer.ema_decay, (1 + self.step) / (10 + self.step))
-
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """One D update then one G update on the same latents; returns detached
-        [loss_d, loss_g, mean D(x), mean D(G(z))] on the device (no host sync). labels: the real
-        images' classes (B,), for a conditional model. The config's train_step picks how: "fast"
-        (training/fast_step.py) or "reference" (reference_step)."""
-        return self._step(real, labels)
-
-    def reference_step(self, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """train_step through autograd: the reference every faster step is tested against."""
-        cfg = self.config
-        self.seed_step_noise()
-        z = sample_latent(real.shape[0], cfg.model, self.noise, self.device)  # (B, latent_dim)
-        # conditional: G is asked for uniformly drawn classes, and D judges each image with its label
-        fake_labels = sample_labels(real.shape[0], self.classes, self.noise, self.device) if self.classes else None
-        fake, _ = self.generator_train(z, fake_labels)  # (B, 784)
-
-        # Update D: maximize log D(x) + log(1 - D(G(z))), real targets smoothed to 1 - label_smoothing.
-        # One discriminator (shared weights) scores both batches, each image randomly shifted
-        # when augment_shift > 0 (the noise generator draws the shifts, so resume stays exact).
-        opt = cfg.optimizer
-        real = translate(real, opt.augment_shift, self.noise)
-        if opt.r1_gamma:
-            real = real.detach().requires_grad_(True)
-        real_prob, real_logits = self.discriminator_train(real, labels)
-        fake_prob, fake_logits = self.discriminator_train(translate(fake.detach(), opt.augment_shift, self.noise),
-                                                          fake_labels)
-        loss_d = discriminator_loss(real_logits, fake_logits, opt.label_smoothing)
-        if opt.r1_gamma:
-            loss_d = loss_d + 0.5 * opt.r1_gamma * r1_penalty(real, real_logits)
-        self.optimizer_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.optimizer_d.step()
-
-        # Update G: maximize log D(G(z)) (non-saturating). D is frozen and called without its DDP
-        # wrapper: its weight gradients would be thrown away, so neither compute nor sync them.
-        self.discriminator.requires_grad_(False)
-        _, fake_logits_g = self.discriminator(translate(fake, opt.augment_shift, self.noise), fake_labels)
-        loss_g = generator_loss(fake_logits_g)
-        self.optimizer_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.optimizer_g.step()
-        self.discriminator.requires_grad_(True)
-        if self.generator_ema is not None:
-            decay = self.ema_decay_now()
-            with torch.no_grad():
-                for average, current in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
-                    average.lerp_(current, 1.0 - decay)
-        return torch.stack([loss_d, loss_g, real_prob.mean(), fake_prob.mean()]).detach()
+        """Step number self.step on a real batch (B, 784) and, for a conditional model, its labels
+        (B,): one D update then one G update; returns detached [loss_d, loss_g, mean D(x), mean
+        D(G(z))] on the device (no host sync). The config's train_step picks the step (build_step)."""
+        return self._step(self.step, real, labels)
 
     # -----------------------------------------------------------------------------------------
     # the loop

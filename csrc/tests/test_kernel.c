@@ -14,12 +14,14 @@
  * the float path, bit for bit; the new entry points' status codes; class-conditional stacks (a
  * label's row of the class-bias table as layer 0's bias) against the same network run on one-hot
  * columns, and their status codes; bf16 weights: the rounding against known answers and a
- * double reference, and bf16 stacks equal, bit for bit, to float32 stacks of the rounded weights.
+ * double reference, and bf16 stacks equal, bit for bit, to float32 stacks of the rounded weights
+ * (the kernel packs the rounded weights as float32: this checks that the rounding is applied).
  * Last line: "N passed, M failed".
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack_kernel.h"
-#include "dense_stack_internal.h" /* gp_isa_for_features, gp_isa_supported, GP_HAVE_X86 */
+#include "dense_stack_layer.h" /* gp_bf16_round */
+#include "gp_isa.h" /* gp_isa_for_features, gp_isa_supported, GP_HAVE_X86 */
 
 #include <float.h>
 #include <math.h>
@@ -1263,7 +1265,7 @@ static void test_conditional_api(test_counts *counts, rng *g) {
    the rule. Built without the x86 paths (ARM64, -DGP_PORTABLE_ONLY), every CPU gets portable
    and the x86 ISAs are refused. */
 static void test_dispatch(test_counts *counts) {
-#ifdef GP_HAVE_X86 /* dense_stack_internal.h's own condition for building the x86 paths */
+#ifdef GP_HAVE_X86 /* gp_isa.h's own condition for building the x86 paths */
     const int x86 = 1;
 #else
     const int x86 = 0;
@@ -1387,15 +1389,15 @@ static void test_bf16_rounding(test_counts *counts) {
 }
 
 /* A bf16 stack computes exactly what a float32 stack with the weights rounded to bf16 computes:
-   the widening is exact and nothing else changes. So on every ISA, for odd panel counts (a
-   padded pair), every tile shape, thread splits by rows and by panels, uint8 outputs and labels,
-   bf16 with 3 threads equals float32 with rounded weights on 1 thread, bit for bit; and that
-   float32 stack is checked against the double reference elsewhere. */
+   set_layer rounds them and packs them as float32, and the hot loops are the float32 ones. So on
+   every ISA, with thread splits by panels (batch 1) and by rows, uint8 outputs, labels and
+   samples, bf16 with 3 threads equals float32 with rounded weights on 1 thread, bit for bit; and
+   that float32 stack is checked against the double reference elsewhere. */
 static void test_bf16_stacks(test_counts *counts, rng *g) {
-    static const int SHAPES[5][3] = {{100, 128, 784}, {784, 128, 1}, {13, 20, 17}, {5, 9, 3}, {7, 40, 56}};
-    static const int BATCHES[] = {1, 2, 3, 5, 8, 17, 70};
+    static const int SHAPES[2][3] = {{100, 128, 784}, {13, 20, 17}};
+    static const int BATCHES[] = {1, 3, 70};
     int cases = 0, differing = 0;
-    for (int shape = 0; shape < 5; shape++) {
+    for (int shape = 0; shape < 2; shape++) {
         const int *widths = SHAPES[shape];
         const int n_classes = 3, max_batch = 70;
         float *weights[2], *rounded[2], *biases[2];
@@ -1436,7 +1438,6 @@ static void test_bf16_stacks(test_counts *counts, rng *g) {
             for (int b = 0; b < (int)(sizeof BATCHES / sizeof BATCHES[0]); b++) {
                 const int batch = BATCHES[b];
                 const size_t n = (size_t)batch * (size_t)widths[2];
-                if (quick && b % 2) continue; /* batches 1, 3, 8 and 70 */
                 for (int round = 0; round < 2; round++) { /* round 1 finds the workers awake */
                     ok = gp_stack_run(f32, x, batch, want) == GP_OK && gp_stack_run(bf16, x, batch, got) == GP_OK;
                     int same = ok && memcmp(want, got, n * sizeof(float)) == 0;

@@ -344,7 +344,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--backend", default="auto", choices=["auto", *PREFERENCE],
                          help="which backend runs the networks (default: auto, the fastest available)")
         sub.add_argument("--precision", default=FP32, choices=PRECISIONS,
-                         help="of the weights: fp32 (default), or bf16 (rounded to bfloat16, half the bytes; "
+                         help="of the weights: fp32 (default), or bf16 (rounded to bfloat16, run as float32; "
                               "c and numpy backends; see docs/precision.md)")
         sub.set_defaults(handler=handler)
         return sub

@@ -16,12 +16,15 @@ depends on (seed, i) only: never on n, on chunking, or on threads.
 - Then value * scale + offset in float32 (normal: std, mean; uniform: high - low, low).
 """
 
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from ganpack.contract import NORMAL
+from ganpack.errors import InputError
 
 GENERATOR = "ganpack-philox/1"  # the stream a format_version 2 package names in latent.generator
 LEGACY_GENERATOR = "numpy-pcg64"  # format_version 1 packages: numpy.random.default_rng(seed)
@@ -150,3 +153,75 @@ def scale_offset(distribution: str, parameters: dict[str, float]) -> tuple[np.fl
     if distribution == NORMAL:
         return np.float32(parameters["std"]), np.float32(parameters["mean"])
     return np.float32(parameters["high"] - parameters["low"]), np.float32(parameters["low"])
+
+
+# ---------------------------------------------------------------------------------------------
+# a package's stream: what sample(n, seed) draws
+
+DrawRows = Callable[[int, int, int, int, str, float, float], Floats]  # draw_numpy's signature
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The latent stream a package names (manifest latent.generator), with its distribution.
+
+    GENERATOR ("ganpack-philox/1", format_version 2 and later) is counter-based: any row range is
+    drawn on its own, by `draw_rows` (the C kernel's gp_latents when it is built, else draw_numpy:
+    the same bits). LEGACY_GENERATOR ("numpy-pcg64", format_version 1) is numpy's
+    default_rng(seed), drawn in order: mean + std * standard_normal(float32), or low + (high - low)
+    * random(float32), as ganpack 0.1.0 drew them."""
+
+    generator: str  # GENERATOR or LEGACY_GENERATOR
+    dim: int
+    distribution: str  # "normal" or "uniform"
+    scale: float  # float32 values (scale_offset): std or high - low
+    offset: float  # mean or low
+    draw_rows: DrawRows = draw_numpy
+
+    def seed(self, seed: object) -> int | None:
+        """`seed` checked; None becomes a fresh random seed (the legacy stream takes None itself)."""
+        if seed is None:
+            return secrets.randbits(64) if self.generator == GENERATOR else None
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
+        if self.generator == GENERATOR and seed > MAX_SEED:
+            raise InputError(f"seed must be below 2**64 for the {GENERATOR} latent stream, got {seed}")
+        return int(seed)
+
+    def draw(self, seed: int | None, first_row: int, rows: int) -> Floats:
+        """Rows [first_row, first_row + rows) of the stream for `seed` (checked), (rows, dim) float32.
+        The legacy stream draws (and drops) the rows before first_row: a cost in first_row."""
+        if self.generator == GENERATOR:
+            assert seed is not None  # Stream.seed gives this stream an int
+            return self.draw_rows(seed, first_row, rows, self.dim, self.distribution, self.scale, self.offset)
+        rng = np.random.default_rng(seed)
+        skipped = np.empty((min(first_row, CHUNK_ROWS), self.dim), np.float32)
+        for start in range(0, first_row, CHUNK_ROWS):
+            self._draw_legacy(rng, skipped[:min(CHUNK_ROWS, first_row - start)])
+        out = np.empty((rows, self.dim), np.float32)
+        for start in range(0, rows, CHUNK_ROWS):
+            self._draw_legacy(rng, out[start:start + CHUNK_ROWS])
+        return out
+
+    def pieces(self, seed: int | None, n: int, rows: int) -> Iterator[Floats]:
+        """Rows 0..n-1 of the stream for `seed` (checked), `rows` at a time (one piece when n is 0)."""
+        if self.generator == GENERATOR:
+            for first in range(0, max(n, 1), rows):
+                yield self.draw(seed, first, min(rows, n - first))
+            return
+        rng = np.random.default_rng(seed)  # drawn in order: each piece continues the last
+        for first in range(0, max(n, 1), rows):
+            piece = np.empty((min(rows, n - first), self.dim), np.float32)
+            for start in range(0, len(piece), CHUNK_ROWS):
+                self._draw_legacy(rng, piece[start:start + CHUNK_ROWS])
+            yield piece
+
+    def _draw_legacy(self, rng: np.random.Generator, rows: Floats) -> Floats:
+        """The next rows of the legacy stream, drawn into `rows` (float32, in place)."""
+        if self.distribution == NORMAL:
+            rng.standard_normal(rows.shape, dtype=np.float32, out=rows)
+        else:
+            rng.random(rows.shape, dtype=np.float32, out=rows)
+        rows *= np.float32(self.scale)  # (std, mean) or (high - low, low)
+        rows += np.float32(self.offset)
+        return rows

@@ -17,29 +17,28 @@ A loaded Model holds no mutable state, so one instance can serve many threads at
 """
 
 import math
-import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from ganpack.archive import PathLike, extract_archive, is_archive
-from ganpack.backends import Backend, FusedBackend, activations, backend_class, choose_backend
-from ganpack.contract import DISCRIMINATOR_FILE, GENERATOR_FILE, IMAGE_SIDE, LEAKY_RELU, NORMAL, from_uint8, to_uint8
+from ganpack.backends import Backend, backend_class, choose_backend
+from ganpack.contract import DISCRIMINATOR_FILE, GENERATOR_FILE, IMAGE_SIDE, LEAKY_RELU
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
 from ganpack.labels import Labels, checked_labels
-from ganpack.latents import GENERATOR, MAX_SEED, draw_numpy, scale_offset
+from ganpack.latents import MAX_SEED, Stream, draw_numpy, scale_offset
 from ganpack.manifest import Classes, Network
 from ganpack.package import BUILT_IN, DEFAULT_NAME, built_in_path, is_built_in_name, verify_package
 from ganpack.precision import FP32, checked_precision
 
-CHUNK_ROWS = 4096  # rows per backend call: bounds the memory of intermediate activations
-STREAM_ROWS = 4 * CHUNK_ROWS  # digits per sample_chunks piece (12.8 MB of uint8); a multiple of CHUNK_ROWS,
-                              # so every backend call sees the batches sample() gives it
+STREAM_ROWS = 16384  # digits per sample_chunks piece (12.8 MB of uint8); a multiple of the chunked
+                    # backends' CHUNK_ROWS, so every backend call sees the batches sample() gives it
 DEFAULT_MODEL = BUILT_IN / DEFAULT_NAME
 OUTPUTS = ("uint8", "float")
+DTYPES: dict[str, type[np.uint8] | type[np.float32]] = {"uint8": np.uint8, "float": np.float32}  # per output
 
 
 def load(path: PathLike | None = None, backend: str = "auto", threads: int | None = None,
@@ -51,8 +50,8 @@ def load(path: PathLike | None = None, backend: str = "auto", threads: int | Non
 
     threads: CPU threads a backend may use per call (None: its default). onnxruntime also turns
     its spin-waiting off when it is given, so idle threads do not burn a core.
-    precision: "fp32" (the default), or "bf16": both networks' weights rounded to bfloat16, half
-    their bytes, everything else float32 (ganpack.precision; the c and numpy backends run it)."""
+    precision: "fp32" (the default), or "bf16": both networks' weights rounded to bfloat16, then
+    everything float32 (ganpack.precision; the c and numpy backends run it)."""
     if path is None:
         return Model(DEFAULT_MODEL, backend, threads, precision)
     return Model(built_in_path(path) if is_built_in_name(path) else path, backend, threads, precision)
@@ -110,32 +109,17 @@ class Model:
         self.classes: tuple[str, ...] | None = (tuple(self.manifest.classes.names) if self.manifest.classes
                                                 else None)
         self.backend = choose_backend(backend, self.precision)
-        cls = backend_class(self.backend)
-        self._generator: Backend = cls(generator, generator_path, threads=threads, precision=self.precision)
-        self._discriminator: Backend = cls(discriminator, discriminator_path, threads=threads,
-                                           precision=self.precision)
         self.latent_dim = self.manifest.latent.dim
         self.image_dim = generator.widths[-1]
-        latent = self.manifest.latent
-        self._stream = latent.generator  # GENERATOR, or ganpack.latents.LEGACY_GENERATOR (format_version 1)
-        self._scale, self._offset = (float(v) for v in scale_offset(latent.distribution, latent.parameters))
-        self._fused = self._sample_in_c = self._sample_labelled_in_c = False  # True on the C backend: one C
-                                                                              # call per sample(), score()
-        if isinstance(self._generator, FusedBackend) and isinstance(self._discriminator, FusedBackend):
-            self._fused = True  # everything fixed per model is looked up once, here: batch 1 needs it
-            if self.classes is None:
-                self._run_generator = self._generator.runner()
-                self._run_discriminator = self._discriminator.runner(check="image")
-                self._sample_in_c = self._stream == GENERATOR
-                if self._sample_in_c:
-                    self._draw = self._generator.sampler(latent.distribution, self._scale, self._offset)
-            else:  # conditional: the same one-call paths, with the labels
-                self._run_generator_labelled = self._generator.labelled_runner()
-                self._run_discriminator_labelled = self._discriminator.labelled_runner(check="image")
-                self._sample_labelled_in_c = self._stream == GENERATOR
-                if self._sample_labelled_in_c:
-                    self._draw_labelled = self._generator.labelled_sampler(latent.distribution, self._scale,
-                                                                           self._offset)
+        latent = self.manifest.latent  # its stream: GENERATOR, or LEGACY_GENERATOR (format_version 1)
+        scale, offset = scale_offset(latent.distribution, latent.parameters)
+        self.stream = Stream(latent.generator, latent.dim, latent.distribution, float(scale), float(offset),
+                             _draw_rows())
+        cls = backend_class(self.backend)
+        self._generator: Backend = cls(generator, generator_path, threads=threads, precision=self.precision,
+                                       stream=self.stream)
+        self._discriminator: Backend = cls(discriminator, discriminator_path, threads=threads,
+                                           precision=self.precision)
 
     def __repr__(self) -> str:
         classes = f", classes={len(self.classes)}" if self.classes is not None else ""
@@ -154,48 +138,7 @@ class Model:
         in C when the kernel is built, else by the numpy reference, the same bits either way.
         "numpy-pcg64" (format_version 1): numpy.random.default_rng(seed), then mean + std *
         standard_normal(float32) or low + (high - low) * random(float32), as 0.1.0 drew them."""
-        n, seed = _count(n), self._seed(seed)
-        if self._stream == GENERATOR:
-            return next(self._latent_chunks(n, seed, max(n, 1)))
-        rng = np.random.default_rng(seed)  # 0.1.0's stream: one numpy generator, drawn in order
-        out = np.empty((n, self.latent_dim), np.float32)
-        for start in range(0, n, CHUNK_ROWS):
-            self._draw_legacy(rng, out[start:start + CHUNK_ROWS])
-        return out
-
-    def _latent_chunks(self, n: int, seed: int | None, rows: int) -> Iterator[np.ndarray]:
-        """Rows 0..n-1 of the latent stream (seed already checked), `rows` at a time."""
-        latent = self.manifest.latent
-        if self._stream == GENERATOR:  # counter-based: any row range can be drawn on its own
-            assert seed is not None  # _seed gives this stream an int
-            try:
-                from ganpack.backends.c_backend import draw_latents
-            except ImportError:  # no compiled kernel: the numpy reference gives the same bits
-                draw_latents = draw_numpy
-            for first in range(0, max(n, 1), rows):
-                yield draw_latents(seed, first, min(rows, n - first), self.latent_dim, latent.distribution,
-                                   self._scale, self._offset)
-            return
-        rng = np.random.default_rng(seed)  # 0.1.0's stream: one numpy generator, drawn in order
-        for first in range(0, max(n, 1), rows):
-            yield self._draw_legacy(rng, np.empty((min(rows, n - first), self.latent_dim), np.float32))
-
-    def _draw_legacy(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
-        """The next rows of the "numpy-pcg64" stream, drawn into `rows` (float32, in place)."""
-        if self.manifest.latent.distribution == NORMAL:
-            rng.standard_normal(rows.shape, dtype=np.float32, out=rows)
-        else:
-            rng.random(rows.shape, dtype=np.float32, out=rows)
-        rows *= np.float32(self._scale)  # (std, mean) or (high - low, low)
-        rows += np.float32(self._offset)
-        return rows
-
-    def _seed(self, seed: object) -> int | None:
-        """The seed checked; None becomes a fresh random one for the GENERATOR stream (the legacy
-        stream takes None itself)."""
-        if self._stream == GENERATOR:
-            return _stream_seed(seed)
-        return None if seed is None else _checked_seed(seed)
+        return self.stream.draw(self.stream.seed(seed), 0, _count(n))
 
     # ------------------------------------------------------------------------------------------
     # generator
@@ -208,38 +151,25 @@ class Model:
         A conditional model needs the class of the digits: label=7 for every row, or labels= n class
         indices (integers from 0 to len(model.classes) - 1). The latents are the same for every
         label: sample(n, seed, label=3) and sample(n, seed, label=7) draw the same z."""
-        if self._sample_in_c and label is None and labels is None:  # written for batch 1, where the Python
-                                                                     # around the C call is most of it
-            if type(n) is not int or n < 0:  # bool is not int here
-                n = _count(n)
-            if type(seed) is not int or not 0 <= seed <= MAX_SEED:
-                seed = _stream_seed(seed)  # = self._seed(seed): this is the GENERATOR stream
-            if output == "uint8":
-                return self._draw(seed, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), np.uint8))
-            if output == "float":
-                return self._draw(seed, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), np.float32))
-            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
-        n, seed = _count(n), self._seed(seed)
-        if output not in OUTPUTS:
-            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
-        checked = checked_labels(n, label, labels, self.classes)
-        if checked is not None and self._sample_labelled_in_c:  # one C call: latents, labelled stack, pixels
-            assert seed is not None  # the GENERATOR stream: _seed gave it an int
-            dtype = np.uint8 if output == "uint8" else np.float32
-            return self._draw_labelled(seed, checked, np.empty((n, IMAGE_SIDE, IMAGE_SIDE), dtype))
-        return self.generate(self.latents(n, seed), output, labels=checked)
+        if type(n) is not int or n < 0:  # the common case checked first: at batch 1 every step counts
+            n = _count(n)                # (bool is not int here)
+        if type(seed) is not int or not 0 <= seed <= MAX_SEED:
+            seed = self.stream.seed(seed)
+        out = np.empty((n, IMAGE_SIDE, IMAGE_SIDE), DTYPES[output] if output in OUTPUTS else _dtype(output))
+        checked = None if label is None and labels is None and self.classes is None else \
+            checked_labels(n, label, labels, self.classes)
+        return self._generator.sample_into(seed, 0, checked, out)
 
     def sample_chunks(self, n: int, seed: int | None = None, output: str = "uint8", *, label: int | None = None,
                       labels: npt.ArrayLike | None = None) -> Iterator[np.ndarray]:
         """sample(n, seed, output, label=..., labels=...) in pieces of at most STREAM_ROWS digits, for
         outputs larger than memory: the pieces, concatenated, equal sample(...) bit for bit."""
-        n, seed = _count(n), self._seed(seed)
-        if output not in OUTPUTS:
-            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
+        n, seed, dtype = _count(n), self.stream.seed(seed), _dtype(output)
         checked = checked_labels(n, label, labels, self.classes)
         first = 0
-        for z in self._latent_chunks(n, seed, STREAM_ROWS):
-            yield self.generate(z, output, labels=None if checked is None else checked[first:first + len(z)])
+        for z in self.stream.pieces(seed, n, STREAM_ROWS):  # the legacy stream is drawn in order
+            out = np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype)
+            yield self._generator.run_into(z, None if checked is None else checked[first:first + len(z)], out)
             first += len(z)
 
     def generate(self, z: npt.ArrayLike, output: str = "uint8", out: np.ndarray | None = None, *,
@@ -249,32 +179,20 @@ class Model:
         out: an optional C-contiguous (n, 28, 28) array to write into, float32 for
         output="float" or uint8 for output="uint8", so repeated calls allocate nothing.
         labels: a conditional model's class per row, n integers (see sample)."""
-        if output not in OUTPUTS:
-            raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
-        z = _as_float32_rows(z, self.latent_dim, "z", check_finite=not self._fused)  # C checks it in cache
+        dtype = DTYPES[output] if output in OUTPUTS else _dtype(output)
+        z = _as_float32_rows(z, self.latent_dim, "z", check_finite=False)  # the backend checks the values
         checked = None if labels is None and self.classes is None else self._labels_per_row(len(z), labels)
-        dtype = np.uint8 if output == "uint8" else np.float32
-        if out is not None and not (isinstance(out, np.ndarray) and out.dtype == dtype and out.flags.c_contiguous
-                                    and out.flags.writeable and out.shape == (len(z), IMAGE_SIDE, IMAGE_SIDE)):
+        if out is None:
+            out = np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype)
+        elif not (isinstance(out, np.ndarray) and out.dtype == dtype and out.flags.c_contiguous
+                  and out.flags.writeable and out.shape == (len(z), IMAGE_SIDE, IMAGE_SIDE)):
             raise InputError(f"out must be a writeable C-contiguous {np.dtype(dtype).name} array of shape "
                              f"{(len(z), IMAGE_SIDE, IMAGE_SIDE)} for output={output!r}")
-        if self._fused:  # C: the uint8 mapping happens in the kernel's store
-            target = np.empty((len(z), IMAGE_SIDE, IMAGE_SIDE), dtype) if out is None else out
-            try:
-                if checked is None:
-                    return self._run_generator(z, target)
-                return self._run_generator_labelled(z, checked, target)
-            except InputError:
-                _as_float32_rows(z, self.latent_dim, "z")  # names the row and column
-                raise
-        images = self._run(self._generator, z, "activated", None if output == "uint8" else out, checked)  # (n, 784)
-        images = images.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
-        if output == "float":
-            return images
-        if out is None:
-            return to_uint8(images)
-        out[...] = to_uint8(images)
-        return out
+        try:
+            return self._generator.run_into(z, checked, out, "finite")
+        except InputError:
+            _as_float32_rows(z, self.latent_dim, "z")  # names the row and column
+            raise
 
     def _labels_per_row(self, n: int, labels: npt.ArrayLike | None) -> Labels | None:
         """generate's and score's labels, checked (None for an unconditional model, which takes none).
@@ -299,71 +217,37 @@ class Model:
         if images.dtype == np.uint8:
             if images.ndim != 2 or images.shape[1] != self.image_dim:
                 raise InputError(f"images must be (n, 28, 28) or (n, 784), got shape {images.shape}")
-            checked = None if labels is None and self.classes is None else self._labels_per_row(len(images), labels)
-            if self._fused:  # the sigmoid too: one C call
-                if checked is None:
-                    return self._run_discriminator(np.ascontiguousarray(images), np.empty(len(images), np.float32))
-                return self._run_discriminator_labelled(np.ascontiguousarray(images), checked,
-                                                        np.empty(len(images), np.float32))
-            images = from_uint8(images)
-        if self._fused:  # C checks the range chunk by chunk, in cache, as the first layer reads it
-            rows = _as_float32_rows(images, self.image_dim, "images", check_finite=False)
-            checked = None if labels is None and self.classes is None else self._labels_per_row(len(rows), labels)
-            try:
-                if checked is None:
-                    return self._run_discriminator(rows, np.empty(len(rows), np.float32))
-                return self._run_discriminator_labelled(rows, checked, np.empty(len(rows), np.float32))
-            except InputError:
-                _check_image_range(_as_float32_rows(rows, self.image_dim, "images"))  # names the value
-                raise
-        rows = _check_image_range(_as_float32_rows(images, self.image_dim, "images"))
+            rows, check = np.ascontiguousarray(images), None  # every uint8 value is a pixel
+        else:
+            rows, check = _as_float32_rows(images, self.image_dim, "images", check_finite=False), "image"
         checked = None if labels is None and self.classes is None else self._labels_per_row(len(rows), labels)
-        logits = self._run(self._discriminator, rows, "logits", labels=checked)  # (n, 1)
-        return activations.sigmoid(logits[:, 0])
+        try:
+            return self._discriminator.run_into(rows, checked, np.empty(len(rows), np.float32), check)
+        except InputError:
+            if check:
+                _check_image_range(_as_float32_rows(rows, self.image_dim, "images"))  # names the value
+            raise
 
 
-    # ------------------------------------------------------------------------------------------
-
-    def _run(self, backend: Backend, rows: np.ndarray, kind: str, out: np.ndarray | None = None,
-             labels: Labels | None = None) -> np.ndarray:
-        """Run a numpy or onnxruntime backend over (n, in) rows (and a conditional model's labels) in
-        chunks of CHUNK_ROWS, so their intermediates stay bounded; returns the `kind` output. (The C
-        backend runs in one call: _run_generator, _run_discriminator and their labelled forms.)"""
-        width = backend.out_width
-        out = np.empty((len(rows), width), np.float32) if out is None else out.reshape(len(rows), width)
-        for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = slice(start, start + CHUNK_ROWS)  # row slices of `out` stay C-contiguous
-            result = backend.run(rows[chunk], None if labels is None else labels[chunk])
-            out[chunk] = result[kind] if kind in result else _activate(backend, result)
-        return out
+def _draw_rows() -> Callable[[int, int, int, int, str, float, float], np.ndarray]:
+    """The latent stream's rows in C when the kernel is built, else in numpy: the same bits."""
+    try:
+        from ganpack.backends.c_backend import draw_latents
+    except ImportError:
+        return draw_numpy
+    return draw_latents
 
 
-def _activate(backend: Backend, result: dict[str, np.ndarray]) -> np.ndarray:
-    """The activated output from logits, for backends that returned only the logits."""
-    last = backend.stack.layers[-1]
-    return activations.apply(result["logits"], last.activation, last.alpha)
+def _dtype(output: object) -> type[np.uint8] | type[np.float32]:
+    if isinstance(output, str) and output in DTYPES:
+        return DTYPES[output]
+    raise InputError(f"output must be one of {OUTPUTS}, got {output!r}")
 
 
 def _count(n: object) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise InputError(f"n must be a non-negative integer, got {n!r}")
     return int(n)
-
-
-def _checked_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a non-negative integer or None, got {seed!r}")
-    return int(seed)
-
-
-def _stream_seed(seed: object) -> int:
-    """A seed of the GENERATOR stream, checked; None: a fresh random one."""
-    if seed is None:
-        return secrets.randbits(64)
-    checked = _checked_seed(seed)
-    if checked > MAX_SEED:
-        raise InputError(f"seed must be below 2**64 for the {GENERATOR} latent stream, got {seed}")
-    return checked
 
 
 def _check_image_range(rows: np.ndarray) -> np.ndarray:

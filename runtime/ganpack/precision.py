@@ -2,11 +2,11 @@
 
     model = ganpack.load(precision="bf16")
 
-bf16 keeps 8 of float32's 24 significant bits and its whole range, so it halves the bytes of
-every weight. Only the weights are rounded (to nearest, ties to even); inputs, products, sums,
+bf16 keeps 8 of float32's 24 significant bits and its whole range: a preview of what bf16
+weights do to the digits. Only the weights are rounded (to nearest, ties to even); inputs, products, sums,
 biases and activations stay float32. A bf16 model therefore computes exactly what a float32 model
 with the rounded weights computes: that is the numpy backend's bf16 reference (round_bf16, then
-the float32 reference), and the C kernel stores the same rounded values, two to a 32-bit word.
+the float32 reference), and the C kernel runs the same rounded values as float32, at its speed.
 
 What it costs and gains is measured in docs/precision.md: on the default model the largest
 difference from float32 is about 0.07 on the [-1, 1] scale and a few percent of uint8 pixels move

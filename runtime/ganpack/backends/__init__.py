@@ -1,25 +1,30 @@
-"""Backends run a DenseStack on (batch, in) float32 rows; each returns
-{"activated": (batch, out), "logits": (batch, out)} holding what the package's outputs need.
+"""Backends run a DenseStack: Model calls each through the same two operations, run_into and
+sample_into, and nothing else.
 
-  c            our kernel (csrc/), through cffi; fused bias + activation, SIMD dispatch
+  c            our kernel (csrc/), through cffi: each operation one C call (latents, both
+               layers, the pixel mappings and the value checks inside it)
   onnxruntime  an InferenceSession over the package's .onnx file (optional dependency)
   numpy        a pure-numpy reference: no compiler, no onnxruntime
 
-Every backend is a Backend; the C backend is also a FusedBackend, which Model uses for its
-one-call paths.
+The last two define run() on float32 batches and share run_into and sample_into
+(ganpack.backends.chunked).
 """
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import GanpackError, InputError
+from ganpack.labels import Labels
+from ganpack.latents import Stream
 from ganpack.precision import BACKENDS as PRECISION_BACKENDS
 
 PREFERENCE = ("c", "onnxruntime", "numpy")  # "auto" takes the first that is available
+# run_into's checks of float inputs: check -> what the InputError says (Model then names the value)
+CHECK_MESSAGES: dict[str, str] = {"finite": "inputs hold a NaN or an infinity",
+                                  "image": "images hold a NaN or a value outside [-1, 1]"}
 
 
 class BackendError(GanpackError):
@@ -27,46 +32,31 @@ class BackendError(GanpackError):
 
 
 class Backend(Protocol):
-    """What Model needs of every backend."""
+    """What Model needs of every backend. Model checks every argument first (shapes, dtypes,
+    C-contiguity, labels; out a fresh or caller's array it has checked): backends trust them."""
 
     name: str  # as load(backend=...) spells it
     stack: DenseStack  # the network it runs
     out_width: int  # stack.widths[-1]
 
     def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", stream: Stream | None = None) -> None:
         """onnx_path: the graph `stack` was read from; threads: per call, None for the backend's default;
-        precision: of the weights (ganpack.precision), one of precision.BACKENDS' for this backend."""
+        precision: of the weights (ganpack.precision), one of precision.BACKENDS' for this backend;
+        stream: the latent stream a generator samples (None for a discriminator)."""
 
-    def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """x (batch, stack.input_width) float32, C-contiguous -> "activated" and/or "logits", each
-        (batch, out_width) float32. labels: (batch,) int32 class indices, already checked, for a
-        conditional stack (stack.classes > 0), else None. Safe to call from several threads at once."""
+    def run_into(self, x: np.ndarray, labels: Labels | None, out: np.ndarray, check: str | None = None) -> np.ndarray:
+        """The stack's activated output for x into `out`, returned.
 
+        x: (n, in) float32, or uint8 pixels read as x / 127.5 - 1. out: n * out_width C-contiguous
+        float32 values, or uint8 pixels written as clip(rint((y + 1) * 127.5), 0, 255). labels: (n,)
+        int32 class indices for a conditional stack, else None. check: what float inputs must be,
+        "finite" or "image" (finite and in [-1, 1]), else InputError (Model then names the value);
+        None: nothing. Safe to call from several threads at once."""
 
-@runtime_checkable
-class FusedBackend(Backend, Protocol):
-    """A backend that does a whole sample or score in one native call: latents drawn, uint8
-    pixels in and out and float inputs checked inside it. The callables it returns skip the
-    checks Model has already made (at batch 1 the Python around the call is most of the time)."""
-
-    def sampler(self, distribution: str, scale: float, offset: float) -> Callable[[int, np.ndarray], np.ndarray]:
-        """draw(seed, out) -> out: rows 0..n-1 of latent stream `seed` (ganpack.latents) through the
-        stack, into a fresh C-contiguous `out` of n * out_width float32 or uint8 values."""
-
-    def runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """run(x, out) -> out: x (n, in) float32 or uint8 pixels, C-contiguous, into a fresh
-        C-contiguous `out` of n * out_width float32 or uint8 values; float inputs are checked
-        (`check`: "finite" or "image", i.e. in [-1, 1]) inside the call, else InputError."""
-
-    def labelled_sampler(self, distribution: str, scale: float,
-                         offset: float) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
-        """draw(seed, labels, out) -> out: sampler's draw for a conditional stack, row i with class
-        labels[i] ((n,) int32, checked), in the same one native call."""
-
-    def labelled_runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-        """run(x, labels, out) -> out: runner's run for a conditional stack, row i with class labels[i]
-        ((n,) int32, checked)."""
+    def sample_into(self, seed: int | None, first_row: int, labels: Labels | None, out: np.ndarray) -> np.ndarray:
+        """Rows [first_row, first_row + n) of the latent stream for `seed` (checked by Stream.seed)
+        through the stack into `out` (as run_into's), returned; n = len(out)."""
 
 
 def check_labels(stack: DenseStack, labels: np.ndarray | None) -> None:

@@ -4,34 +4,37 @@ This layer checks every argument before calling C (shape, dtype, contiguity), tu
 codes into ganpack exceptions, and gives the native stack an owner: it is freed with the
 Python object. One stack serves any number of threads: gp_stack_run never mutates it.
 Besides float runs: uint8 pixels in and out, float inputs checked in C (finite, or in [-1, 1]),
-the latent stream (draw_latents) and a whole sample in one call (CBackend.sampler); Model uses
-sampler and runner, which skip the checks it has already made, for its batch-1 path.
+the latent stream (draw_latents) and a whole sample in one call (gp_stack_sample). CBackend's
+run_into and sample_into are Model's two operations, each one C call; they skip the checks Model
+has already made (at batch 1 the Python around the call is most of its time).
 
 A conditional stack (DenseStack.classes > 0) is given to C without its one-hot columns: layer 0
 gets W_x (the first input_width columns) and the class-bias table W_y^T + b0 (classes, out0), so
 that a label selects a row of biases (csrc/README.md, "Class-conditional stacks"); its runs and
 samples take (n,) int32 labels.
 
-precision="bf16" stores every layer's weights as bfloat16 (gp_stack_set_layer_precision): half the
-bytes, widened back to float32 exactly in the hot loop; biases and the class-bias table stay float32.
+precision="bf16" rounds every layer's weights to bfloat16 (gp_stack_set_layer_precision), then runs them
+as float32, at float32 speed; biases and the class-bias table stay float32.
 """
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ganpack._kernel import ffi, lib
-from ganpack.backends import BackendError
+from ganpack.backends import CHECK_MESSAGES, BackendError
 from ganpack.contract import IDENTITY, LEAKY_RELU, NORMAL, RELU, SIGMOID, TANH, UNIFORM
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import InputError
+from ganpack.labels import Labels
+from ganpack.latents import GENERATOR, Stream
 from ganpack.precision import BF16, FP32, at_precision
 
 FLOAT32 = np.dtype(np.float32)  # dtype objects are singletons: `is` is the cheap comparison
 UINT8 = np.dtype(np.uint8)
 INT32 = np.dtype(np.int32)
-DTYPE_CODES: dict[np.dtype[np.float32 | np.uint8], int] = {FLOAT32: lib.GP_F32, UINT8: lib.GP_U8}
+GP_F32, GP_U8 = lib.GP_F32, lib.GP_U8  # looked up once: every call at batch 1 counts
+DTYPE_CODES: dict[np.dtype[np.float32 | np.uint8], int] = {FLOAT32: GP_F32, UINT8: GP_U8}
 DISTRIBUTION_CODES: dict[str, int] = {NORMAL: lib.GP_LATENT_NORMAL, UNIFORM: lib.GP_LATENT_UNIFORM}
 MAX_ROWS_PER_CALL = 1 << 24  # the C API counts rows in an int; larger requests go in slices
 
@@ -60,7 +63,7 @@ class NativeStack:
     weights beyond bf16's range), so that C stores exactly the numpy reference's weights."""
 
     def __init__(self, stack: DenseStack, isa: str = "auto", logits_out: bool = False, threads: int = 0,
-                 precision: str = FP32):
+                 precision: str = FP32, stream: Stream | None = None):
         if isa not in ISA_CODES:
             raise BackendError(f"unknown ISA {isa!r}; choose one of {list(ISA_CODES)}")
         if precision not in PRECISION_CODES:
@@ -88,62 +91,80 @@ class NativeStack:
                                                     PRECISION_CODES[precision]),
                    f"load layer {index}")
         self.isa = ffi.string(lib.gp_isa_name(lib.gp_stack_isa(self._stack))).decode()
+        self.stream = stream  # the latent stream sample_into draws (a generator's); None: it does not sample
+        # gp_stack_sample's stream arguments; None where C cannot draw the stream
+        self._stream_codes = None if stream is None or stream.generator != GENERATOR else \
+            (DISTRIBUTION_CODES[stream.distribution], stream.scale, stream.offset)
 
     def run(self, x: np.ndarray, out: np.ndarray | None = None, check: str | None = None,
             labels: np.ndarray | None = None) -> np.ndarray:
         """x (batch, in) float32 or uint8, C-contiguous -> (batch, out) float32, or into `out` (float32 or
-        uint8 pixels) when given. uint8 inputs are read as x / 127.5 - 1, uint8 outputs are written as
-        clip(rint((y + 1) * 127.5), 0, 255), both inside the C call. check: what float inputs must be,
-        checked in C chunk by chunk in cache, else InputError (see CHECKS). labels: (batch,) int32 class
-        indices, required by a conditional stack and refused by any other (C checks their range).
-        The checks are written to cost little: at batch 1 they are a third of the call."""
+        uint8 pixels) when given: run_into with every argument checked first."""
         if not (type(x) is np.ndarray and x.ndim == 2 and x.shape[1] == self.in_width and x.dtype in DTYPE_CODES):
             raise BackendError(f"C kernel input must be float32 or uint8 (batch, {self.in_width}), got "
                                f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
         if not x.flags.c_contiguous:
             raise BackendError("C kernel input must be C-contiguous")
-        rows = x.shape[0]
-        self._check_labels(labels, rows)
+        self._check_labels(labels, len(x))
         if out is None:
-            out = np.empty((rows, self.out_width), FLOAT32)
+            out = np.empty((len(x), self.out_width), FLOAT32)
         else:
-            self._check_out(out, rows)
-        in_code, out_code = _input_code(x.dtype, check), DTYPE_CODES[out.dtype]
-        for start in range(0, rows, MAX_ROWS_PER_CALL):
-            count = min(MAX_ROWS_PER_CALL, rows - start)
-            part_in, part_out = (x, out) if count == rows else (x[start:start + count], out[start:start + count])
-            if labels is None:
-                status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(part_in), in_code, count,
-                                                ffi.from_buffer(part_out), out_code)
-            else:
-                status = lib.gp_stack_run_labels(self._stack, ffi.from_buffer(part_in), in_code,
-                                                 ffi.from_buffer("int32_t[]", labels[start:start + count]), count,
-                                                 ffi.from_buffer(part_out), out_code)
-            if status:
-                _check_run(status, check)
+            self._check_out(out, len(x))
+        return self.run_into(x, labels, out, check)
+
+    # ---- the one-call paths: arguments already checked (at batch 1 the Python around the call is
+    # most of its time), at most MAX_ROWS_PER_CALL rows per C call
+
+    def run_into(self, x: np.ndarray, labels: Labels | None, out: np.ndarray, check: str | None = None) -> np.ndarray:
+        """x (n, in) float32 or uint8 pixels (read as x / 127.5 - 1) through the stack into `out`, n *
+        out_width float32 or uint8 pixels (written as clip(rint((y + 1) * 127.5), 0, 255)), all inside
+        the C call; row i with class labels[i] for a conditional stack. check: what float inputs must be
+        (CHECK_MESSAGES), checked in C chunk by chunk in cache as the first layer reads them, else
+        InputError; labels out of range: InputError."""
+        n = len(x)
+        if n > MAX_ROWS_PER_CALL:  # the C API counts rows in an int
+            rows = out.reshape(n, -1)
+            for first in range(0, n, MAX_ROWS_PER_CALL):
+                part = slice(first, first + MAX_ROWS_PER_CALL)
+                self.run_into(x[part], None if labels is None else labels[part], rows[part], check)
+            return out
+        in_code = GP_U8 if x.dtype is UINT8 else CHECK_CODES[check]
+        out_code = GP_U8 if out.dtype is UINT8 else GP_F32
+        if labels is None:
+            status = lib.gp_stack_run_typed(self._stack, ffi.from_buffer(x), in_code, n, ffi.from_buffer(out), out_code)
+        else:
+            status = lib.gp_stack_run_labels(self._stack, ffi.from_buffer(x), in_code,
+                                             ffi.from_buffer("int32_t[]", labels), n, ffi.from_buffer(out), out_code)
+        if status:
+            _check_run(status, check)
         return out
 
-    def sample(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray,
-               labels: np.ndarray | None = None) -> np.ndarray:
-        """One C call per up to 2^24 rows: latents of rows 0..n-1 of stream `seed`, the stack (row i with
-        class labels[i] for a conditional stack), and the output written into `out` (n, out) float32 or
-        uint8 pixels."""
-        rows = len(out)
-        self._check_out(out, rows)
-        self._check_labels(labels, rows)
-        for start in range(0, rows, MAX_ROWS_PER_CALL):
-            count = min(MAX_ROWS_PER_CALL, rows - start)
-            part = out if count == rows else out[start:start + count]
-            if labels is None:
-                status = lib.gp_stack_sample(self._stack, seed, start, count, DISTRIBUTION_CODES[distribution],
-                                             scale, offset, ffi.from_buffer(part), DTYPE_CODES[out.dtype])
-            else:
-                status = lib.gp_stack_sample_labels(self._stack, seed, start, count,
-                                                    DISTRIBUTION_CODES[distribution], scale, offset,
-                                                    ffi.from_buffer("int32_t[]", labels[start:start + count]),
-                                                    ffi.from_buffer(part), DTYPE_CODES[out.dtype])
-            if status:
-                _check(status, "sample")
+    def sample_into(self, seed: int | None, first_row: int, labels: Labels | None, out: np.ndarray) -> np.ndarray:
+        """Rows [first_row, first_row + n) of the latent stream for `seed` through the stack into `out`
+        (as run_into's), in one C call: gp_stack_sample, or gp_stack_sample_labels. A format_version 1
+        package's stream (numpy's, drawn in order) is drawn in numpy, then run in C."""
+        codes = self._stream_codes
+        if codes is None:
+            if self.stream is None:
+                raise BackendError("this stack has no latent stream: only a generator samples")
+            return self.run_into(self.stream.draw(seed, first_row, len(out)), labels, out)
+        n = len(out)
+        if n > MAX_ROWS_PER_CALL:
+            rows = out.reshape(n, -1)
+            for first in range(0, n, MAX_ROWS_PER_CALL):
+                part = slice(first, first + MAX_ROWS_PER_CALL)
+                self.sample_into(seed, first_row + first, None if labels is None else labels[part], rows[part])
+            return out
+        distribution, scale, offset = codes
+        out_code = GP_U8 if out.dtype is UINT8 else GP_F32
+        if labels is None:
+            status = lib.gp_stack_sample(self._stack, seed, first_row, n, distribution, scale, offset,
+                                         ffi.from_buffer(out), out_code)
+        else:
+            status = lib.gp_stack_sample_labels(self._stack, seed, first_row, n, distribution, scale, offset,
+                                                ffi.from_buffer("int32_t[]", labels), ffi.from_buffer(out), out_code)
+        if status:
+            _check(status, "sample")
         return out
 
     def _check_labels(self, labels: np.ndarray | None, rows: int) -> None:
@@ -164,21 +185,15 @@ class NativeStack:
                                f"{(rows, self.out_width)}")
 
 
-# what float inputs must be, checked in C: name -> (gp_dtype code, what the error says)
-CHECKS: dict[str | None, tuple[int, str]] = {
-    None: (lib.GP_F32, ""), "finite": (lib.GP_F32_FINITE, "inputs hold a NaN or an infinity"),
-    "image": (lib.GP_F32_IMAGE, "images hold a NaN or a value outside [-1, 1]")}
-
-
-def _input_code(dtype: np.dtype, check: str | None) -> int:
-    return lib.GP_U8 if dtype is UINT8 else CHECKS[check][0]
+# the gp_dtype of float inputs for each check of their values (CHECK_MESSAGES), done in C
+CHECK_CODES: dict[str | None, int] = {None: lib.GP_F32, "finite": lib.GP_F32_FINITE, "image": lib.GP_F32_IMAGE}
 
 
 def _check_run(status: int, check: str | None) -> None:
     """A failed gp_stack_run_typed: GP_ERR_INPUT is the caller's values (InputError), the rest the kernel's.
     (Labels out of range are GP_ERR_INPUT too, but Model checks them before any call.)"""
     if status == lib.GP_ERR_INPUT:
-        raise InputError(CHECKS[check][1] or "a label is out of range")
+        raise InputError(CHECK_MESSAGES[check] if check else "a label is out of range")
     _check(status, "run")
 
 
@@ -194,97 +209,15 @@ def draw_latents(seed: int, first_row: int, rows: int, dim: int, distribution: s
     return z
 
 
-class CBackend:
-    """The C kernel: float32 or uint8 rows in, float32 or uint8 pixels out, latents drawn in C."""
+class CBackend(NativeStack):
+    """The C kernel as a backend: Model's two operations are NativeStack's run_into and sample_into,
+    each one C call."""
 
-    name = "c"  # a FusedBackend: sampler and runner put latents, uint8 in and out and value checks in one C call
+    name = "c"
 
     def __init__(self, stack: DenseStack, onnx_path: Path | str | None = None, threads: int | None = None,
-                 precision: str = FP32, isa: str = "auto") -> None:
-        self.stack = stack
-        self.out_width = stack.widths[-1]
+                 precision: str = FP32, stream: Stream | None = None, isa: str = "auto") -> None:
         # The last activation (the discriminator's sigmoid too) is applied in C: a numpy sigmoid alone
         # cost more than the whole C call at batch 1. The C sigmoid's error is 8.9e-8 (csrc/README.md).
-        self.native = NativeStack(stack, isa, threads=threads or 0, precision=precision)
-
-    def run(self, x: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        return {"activated": self.native.run(x, labels=labels)}
-
-    def sample_into(self, seed: int, distribution: str, scale: float, offset: float, out: np.ndarray) -> None:
-        self.native.sample(seed, distribution, scale, offset, out)
-
-    def sampler(self, distribution: str, scale: float, offset: float) -> Callable[[int, np.ndarray], np.ndarray]:
-        """draw(seed, out) -> out: NativeStack.sample for arrays the caller has just made itself (C-contiguous,
-        n * out_width float32 or uint8 values), with nothing checked twice: at batch 1 the Python around
-        the C call is most of the time."""
-        stack, code, run, from_buffer = self.native._stack, DISTRIBUTION_CODES[distribution], lib.gp_stack_sample, \
-            ffi.from_buffer
-        u8, f32, native = lib.GP_U8, lib.GP_F32, self.native
-
-        def draw(seed: int, out: np.ndarray) -> np.ndarray:
-            n = len(out)
-            if n > MAX_ROWS_PER_CALL:
-                return native.sample(seed, distribution, scale, offset, out.reshape(n, -1))
-            status = run(stack, seed, 0, n, code, scale, offset, from_buffer(out), u8 if out.dtype is UINT8 else f32)
-            if status:
-                _check(status, "sample")
-            return out
-
-        return draw
-
-    def runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """run(x, out) -> out: NativeStack.run for arguments the caller has checked (x C-contiguous
-        (n, in) float32 or uint8, out a fresh C-contiguous array of n * out_width float32 or uint8), except
-        the values of float inputs: C checks them chunk by chunk, in cache (`check`, see CHECKS)."""
-        stack, run, from_buffer, native = self.native._stack, lib.gp_stack_run_typed, ffi.from_buffer, self.native
-        u8, f32, checked = lib.GP_U8, lib.GP_F32, CHECKS[check][0]
-
-        def run_checked(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-            n = len(x)
-            if n > MAX_ROWS_PER_CALL:
-                return native.run(x, out.reshape(n, -1), check)
-            status = run(stack, from_buffer(x), u8 if x.dtype is UINT8 else checked, n, from_buffer(out),
-                         u8 if out.dtype is UINT8 else f32)
-            if status:
-                _check_run(status, check)
-            return out
-
-        return run_checked
-
-    def labelled_sampler(self, distribution: str, scale: float,
-                         offset: float) -> Callable[[int, np.ndarray, np.ndarray], np.ndarray]:
-        """draw(seed, labels, out) -> out: sampler's draw for a conditional stack, row i with class labels[i]
-        ((n,) C-contiguous int32, in range): gp_stack_sample_labels, one C call."""
-        stack, code, run, from_buffer = (self.native._stack, DISTRIBUTION_CODES[distribution],
-                                         lib.gp_stack_sample_labels, ffi.from_buffer)
-        u8, f32, native = lib.GP_U8, lib.GP_F32, self.native
-
-        def draw(seed: int, labels: np.ndarray, out: np.ndarray) -> np.ndarray:
-            n = len(out)
-            if n > MAX_ROWS_PER_CALL:
-                return native.sample(seed, distribution, scale, offset, out.reshape(n, -1), labels)
-            status = run(stack, seed, 0, n, code, scale, offset, from_buffer("int32_t[]", labels), from_buffer(out),
-                         u8 if out.dtype is UINT8 else f32)
-            if status:
-                _check(status, "sample")
-            return out
-
-        return draw
-
-    def labelled_runner(self, check: str = "finite") -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
-        """run(x, labels, out) -> out: runner's run for a conditional stack, row i with class labels[i]
-        ((n,) C-contiguous int32, in range): gp_stack_run_labels, one C call."""
-        stack, run, from_buffer, native = self.native._stack, lib.gp_stack_run_labels, ffi.from_buffer, self.native
-        u8, f32, checked = lib.GP_U8, lib.GP_F32, CHECKS[check][0]
-
-        def run_checked(x: np.ndarray, labels: np.ndarray, out: np.ndarray) -> np.ndarray:
-            n = len(x)
-            if n > MAX_ROWS_PER_CALL:
-                return native.run(x, out.reshape(n, -1), check, labels)
-            status = run(stack, from_buffer(x), u8 if x.dtype is UINT8 else checked, from_buffer("int32_t[]", labels),
-                         n, from_buffer(out), u8 if out.dtype is UINT8 else f32)
-            if status:
-                _check_run(status, check)
-            return out
-
-        return run_checked
+        super().__init__(stack, isa, threads=threads or 0, precision=precision, stream=stream)
+        self.stack = stack

@@ -9,20 +9,22 @@ from pathlib import Path
 import numpy as np
 
 from ganpack.backends import activations, check_labels
+from ganpack.backends.chunked import Chunked
 from ganpack.contract import one_hot
 from ganpack.dense_stack import DenseStack
+from ganpack.latents import Stream
 from ganpack.precision import FP32, at_precision
 
 
-class NumpyBackend:
+class NumpyBackend(Chunked):
     name = "numpy"
 
     def __init__(self, stack: DenseStack, onnx_path: Path | str | None = None, threads: int | None = None,
-                 precision: str = FP32) -> None:
+                 precision: str = FP32, stream: Stream | None = None) -> None:
         # threads: numpy's matrix products use its BLAS's own thread pool; not set per model.
         # bf16: the weights rounded to bf16, then the same float32 math (the reference of the C kernel's bf16)
         stack = at_precision(stack, precision)
-        self.stack = stack
+        self.stack, self.stream = stack, stream
         self.out_width = stack.widths[-1]
         self.transposed = [np.ascontiguousarray(layer.weight.T) for layer in stack.layers]  # (in, out)
 

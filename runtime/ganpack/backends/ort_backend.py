@@ -6,20 +6,22 @@ import numpy as np
 import onnxruntime
 
 from ganpack.backends import BackendError, check_labels
+from ganpack.backends.chunked import Chunked
 from ganpack.contract import one_hot
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import PackageError
+from ganpack.latents import Stream
 from ganpack.precision import FP32
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(Chunked):
     name = "onnxruntime"
 
     def __init__(self, stack: DenseStack, onnx_path: Path | str | None, threads: int | None = None,
-                 precision: str = FP32) -> None:
+                 precision: str = FP32, stream: Stream | None = None) -> None:
         if precision != FP32:  # the graph's own float32 weights: Model never asks for another
             raise BackendError(f"backend 'onnxruntime' runs float32 weights only, not {precision!r}")
-        self.stack = stack
+        self.stack, self.stream = stack, stream
         self.out_width = stack.widths[-1]
         options = onnxruntime.SessionOptions()
         if threads is not None:
