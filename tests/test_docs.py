@@ -146,6 +146,10 @@ STAND_INS = {
          '&& test -s rows.json',
          "trains the evaluator's classifier (30 s) and scores 10,000 samples: here an untrained "
          "classifier from a seeded cache, and 100 samples"),
+    "python -m training.evaluate model/ --classifier-seed 1   # a second opinion: a classifier trained with another seed":
+        ("python -m training.evaluate --help | grep -q -- --classifier-seed && test -f model/manifest.json",
+         "trains a second classifier on 4,500 digits (30 s or more): tests/test_evaluate.py trains one with "
+         "another seed on small data; here the option exists and the package too"),
     "python -m training.run --preset wide      # 256-unit hidden layers, 3,000 epochs, lr 4e-4 / 2e-4":
         (CHECK_ARGS + " --preset wide", "trains for 20 to 40 minutes: only its arguments are checked"),
     "python -m training.run --preset book      # the original chapter's settings, to compare":

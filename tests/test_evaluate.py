@@ -241,3 +241,23 @@ def test_the_evaluate_command_on_a_package_of_your_own_data(evaluator, cache, tm
     assert "training the evaluator" not in captured.err  # the module's classifier, from the cache
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert len(rows["generated"]["class_histogram"]) == 3 and "label_agreement" not in rows["generated"]
+
+
+def test_a_second_classifier_seed_is_a_second_classifier(evaluator, cache):
+    """--classifier-seed: another seed trains (and caches) another classifier on the same split;
+    seed 0 keeps the cache file it always had."""
+    from training.classifier import RECIPE, cache_path
+
+    images, labels = patterns(300)
+    assert cache_path(images, labels, 3, cache).is_file()  # the module's evaluator: seed 0
+    assert cache_path(images, labels, 3, cache) == cache_path(images, labels, 3, cache, seed=0)
+    assert RECIPE + "/seed0" == "cnn32-64-128/adam1e-3/epochs8/batch64/heldout0.1/seed0"  # the key it always had
+    messages = []
+    other = evaluate.Evaluator(images, labels, str(cache), log=messages.append, num_classes=3, classifier_seed=1)
+    assert "training the evaluator's classifier" in messages[0]
+    assert cache_path(images, labels, 3, cache, seed=1).is_file()
+    first = evaluator.classifier.model.head.weight
+    assert not torch.equal(first, other.classifier.model.head.weight)
+    assert torch.equal(evaluator.classifier.held_out_images, other.classifier.held_out_images)  # the same split
+    with pytest.raises(ConfigError, match="--classifier-seed must be a non-negative integer, got -1"):
+        evaluate.main(["unused", "--classifier-seed", "-1"])

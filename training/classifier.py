@@ -1,7 +1,8 @@
 """The evaluator's classifier: a small CNN whose predictions and 128-d features the quality
 metrics are computed in (the usual MNIST practice, as TF-GAN's mnist_frechet_distance does).
 
-Trained once per data set on a fixed split (10% held out) with a fixed seed, then cached, so
+Trained once per data set on a fixed split (10% held out) with a fixed seed (another seed,
+`python -m training.evaluate --classifier-seed N`, gives a second opinion), then cached, so
 later evaluations load it in milliseconds. Its output has one logit per class of the data (ten
 for MNIST). The cache file is named by the training images' bytes, their labels, the number of
 classes and this file's training recipe (RECIPE), so a change to any of them trains a new one
@@ -20,7 +21,7 @@ from torch import nn
 from ganpack.atomic import replacing
 from training.errors import ConfigError
 
-RECIPE = "cnn32-64-128/adam1e-3/epochs8/batch64/heldout0.1/seed0"
+RECIPE = "cnn32-64-128/adam1e-3/epochs8/batch64/heldout0.1"  # and the seed, in cache_path
 HELD_OUT_FRACTION = 0.1
 
 
@@ -66,13 +67,14 @@ def split(count: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8,
-                     num_classes: int = 10) -> TrainedClassifier:
-    """images (N, 784) in [-1, 1], labels (N,) int64 in 0..num_classes-1."""
-    torch.manual_seed(0)
+                     num_classes: int = 10, seed: int = 0) -> TrainedClassifier:
+    """images (N, 784) in [-1, 1], labels (N,) int64 in 0..num_classes-1. seed: of the weights and
+    the batch order (the train / held-out split stays fixed)."""
+    torch.manual_seed(seed)
     train, held_out = split(len(images))
     model = DigitClassifier(num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    order = torch.Generator().manual_seed(1)
+    order = torch.Generator().manual_seed(seed + 1)
     for _ in range(epochs):
         model.train()
         for batch in train[torch.randperm(len(train), generator=order)].split(64):
@@ -87,10 +89,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, epochs: int = 8
     return trained
 
 
-def cache_path(images: np.ndarray, labels: np.ndarray, num_classes: int, cache_dir: Path) -> Path:
+def cache_path(images: np.ndarray, labels: np.ndarray, num_classes: int, cache_dir: Path, seed: int = 0) -> Path:
     """The cache file of the classifier for images (N, 28, 28) uint8 with labels (N,)."""
     key = hashlib.sha256(np.ascontiguousarray(images).tobytes() + labels_digest(labels).encode()
-                         + f"/classes{num_classes}/{RECIPE}".encode()).hexdigest()[:16]
+                         + f"/classes{num_classes}/{RECIPE}/seed{seed}".encode()).hexdigest()[:16]
     return cache_dir / f"classifier-{key}.pt"
 
 
@@ -109,14 +111,14 @@ def check_cache_dir(cache_dir: Path) -> None:
 
 
 def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path, log=print,
-                  num_classes: int = 10) -> TrainedClassifier:
+                  num_classes: int = 10, seed: int = 0) -> TrainedClassifier:
     """The classifier for this data set (labels (N,) in 0..num_classes-1): from the cache when
     there and made for these labels, else trained and cached."""
     from training.mnist import to_training_tensor
 
     images = to_training_tensor(images_uint8, "cpu")
     labels_t = torch.as_tensor(labels.astype(np.int64))
-    path = cache_path(images_uint8, labels, num_classes, cache_dir)
+    path = cache_path(images_uint8, labels, num_classes, cache_dir, seed)
     _, held_out = split(len(images))
     check_cache_dir(cache_dir)
     if path.is_file():
@@ -134,7 +136,7 @@ def load_or_train(images_uint8: np.ndarray, labels: np.ndarray, cache_dir: Path,
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             log(f"the cached classifier {path} is unreadable ({reason[:200]}); training it again")
     log(f"training the evaluator's classifier on {len(images)} images (once; cached in {cache_dir}) ...")
-    trained = train_classifier(images, labels_t, num_classes=num_classes)
+    trained = train_classifier(images, labels_t, num_classes=num_classes, seed=seed)
     log(f"classifier held-out accuracy: {trained.held_out_accuracy:.4f}")
     with replacing(path) as file:  # a partial name of its own: two evaluators of one data set race safely
         torch.save({"model": trained.model.state_dict(), "held_out_accuracy": trained.held_out_accuracy,

@@ -61,10 +61,10 @@ class Evaluator:
     score. real_uint8 (N, 28, 28) uint8, labels (N,) in 0..num_classes-1 (default: max + 1)."""
 
     def __init__(self, real_uint8: np.ndarray, labels: np.ndarray, cache_dir: str = "", log=print,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, classifier_seed: int = 0):
         self.num_classes = num_classes or int(labels.max()) + 1
         self.classifier = load_or_train(real_uint8, labels, Path(cache_dir) if cache_dir else default_cache_dir(), log,
-                                        self.num_classes)
+                                        self.num_classes, classifier_seed)
         train, _ = split(len(real_uint8))
         _, self.reference = self.classifier.predict(mnist.to_training_tensor(real_uint8, "cpu")[train])
         self.reference_labels = torch.as_tensor(labels.astype(np.int64))[train]  # (M,) the classes of reference
@@ -113,13 +113,14 @@ def quality_evaluator(data: Dataset, cache_dir: str = "", log=print) -> Evaluato
     return Evaluator(data.images, data.labels, cache_dir, log, num_classes=len(data.class_names or ()))
 
 
-def score(images: torch.Tensor, data: Dataset, cache_dir: str = "", log=print, labels=None) -> dict:
+def score(images: torch.Tensor, data: Dataset, cache_dir: str = "", log=print, labels=None,
+          classifier_seed: int = 0) -> dict:
     """Evaluator.report for `images` against `data`; DataError when the data cannot be scored."""
     reason = unscorable(data)
     if reason:
         raise DataError(f"cannot score: {reason}")
-    return Evaluator(data.images, data.labels, cache_dir, log, num_classes=len(data.class_names or ())).report(
-        images, labels)
+    return Evaluator(data.images, data.labels, cache_dir, log, num_classes=len(data.class_names or ()),
+                     classifier_seed=classifier_seed).report(images, labels)
 
 
 def evaluate(images: torch.Tensor, dataset: str = "bundled", data_dir: str = "", cache_dir: str = "",
@@ -190,6 +191,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--samples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default="", help="where the classifier is cached")
+    parser.add_argument("--classifier-seed", type=int, default=0,
+                        help="the seed the evaluator's classifier is trained with (another gives a second opinion)")
     parser.add_argument("--json", default="", help="also write the rows to this JSON file")
     parser.add_argument("--data", default="", help="the real data to compare with, as training's --data "
                         "(default: the package's; a package trained on your own files needs their path)")
@@ -199,6 +202,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not 10 <= args.samples <= MAX_EVAL_SAMPLES:
         raise ConfigError(f"--samples must be in [10, {MAX_EVAL_SAMPLES}], got {args.samples}")
+    if args.classifier_seed < 0:
+        raise ConfigError(f"--classifier-seed must be a non-negative integer, got {args.classifier_seed}")
     if args.data and args.data not in DATASETS and not Path(args.data).expanduser().exists():
         raise ConfigError(f"--data '{args.data}' is neither a data set ({', '.join(DATASETS)}) nor a file or "
                           "folder that exists")
@@ -210,7 +215,7 @@ def main(argv: list[str]) -> int:
     if isinstance(recorded, dict) and recorded.get("sha256") not in (None, data.source["sha256"]):
         _to_stderr(f"warning: the package was trained on '{recorded.get('name')}' ({recorded.get('images')} images); "
             f"'{data.source['name']}' ({data.source['images']} images) holds other images")
-    rows = score(images, data, str(cache_dir), _to_stderr, labels)
+    rows = score(images, data, str(cache_dir), _to_stderr, labels, args.classifier_seed)
     print(table(rows))
     if args.json:
         try:
