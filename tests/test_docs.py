@@ -150,6 +150,9 @@ STAND_INS = {
         ("python -m training.evaluate --help | grep -q -- --classifier-seed && test -f model/manifest.json",
          "trains a second classifier on 4,500 digits (30 s or more): tests/test_evaluate.py trains one with "
          "another seed on small data; here the option exists and the package too"),
+    "python -m training.run --epochs 8000 --lr_decay_start 0.5 --threads 1 --name long":
+        (CHECK_ARGS + " --epochs 8000 --lr_decay_start 0.5 --threads 1 --name long",
+         "trains for 35 to 45 minutes: only its arguments are checked"),
     "python -m training.run --preset wide      # 256-unit hidden layers, 3,000 epochs, lr 4e-4 / 2e-4":
         (CHECK_ARGS + " --preset wide", "trains for 20 to 40 minutes: only its arguments are checked"),
     "python -m training.run --preset book      # the original chapter's settings, to compare":
