@@ -72,6 +72,18 @@ static long long timed_run(gp_pool *pool, test_context *context) {
     return gp_now_ns() - start;
 }
 
+/* Runs the pool once, timed, and checks that both parts ran in time although `whose` wake-up
+   signal was lost; frees the pool. */
+static void check_run_finishes(test_counts *counts, test_context *context, const char *whose) {
+    const long long elapsed = timed_run(context->pool, context);
+    char what[128];
+    snprintf(what, sizeof what, "%s wake-up lost: the run took %.1f ms, %d of 2 parts ran", whose,
+             1e-6 * (double)elapsed, atomic_load(&context->parts_run));
+    check(counts, elapsed >= 0 && elapsed < GP_TEST_LATE_NS && atomic_load(&context->parts_run) == 2, what);
+    printf("%s\n", what);
+    gp_pool_free(context->pool);
+}
+
 /* The caller posts to a sleeping worker but reads `awake` as 1 (stale), so it sends no signal. */
 static void test_lost_worker_wakeup(test_counts *counts) {
     test_context context = {NULL, 0, 0};
@@ -81,13 +93,7 @@ static void test_lost_worker_wakeup(test_counts *counts) {
     while (atomic_load(&worker->awake)) sleep_ns(1000000L); /* its 100 us spin ends, it sleeps */
     sleep_ns(GP_TEST_SETTLE_NS);
     atomic_store(&worker->awake, 1);
-    const long long elapsed = timed_run(context.pool, &context);
-    char what[128];
-    snprintf(what, sizeof what, "worker's wake-up lost: the run took %.1f ms, %d of 2 parts ran",
-             1e-6 * (double)elapsed, atomic_load(&context.parts_run));
-    check(counts, elapsed >= 0 && elapsed < GP_TEST_LATE_NS && atomic_load(&context.parts_run) == 2, what);
-    printf("%s\n", what);
-    gp_pool_free(context.pool);
+    check_run_finishes(counts, &context, "worker's");
 }
 
 /* The worker finishes while the caller sleeps but reads caller_sleeping as 0, so it sends no
@@ -96,13 +102,7 @@ static void test_lost_caller_wakeup(test_counts *counts) {
     test_context context = {NULL, 1, 0};
     check(counts, gp_pool_create(1, run_part, &context.pool) == GP_OK, "create");
     if (context.pool == NULL) return;
-    const long long elapsed = timed_run(context.pool, &context);
-    char what[128];
-    snprintf(what, sizeof what, "caller's wake-up lost: the run took %.1f ms, %d of 2 parts ran",
-             1e-6 * (double)elapsed, atomic_load(&context.parts_run));
-    check(counts, elapsed >= 0 && elapsed < GP_TEST_LATE_NS && atomic_load(&context.parts_run) == 2, what);
-    printf("%s\n", what);
-    gp_pool_free(context.pool);
+    check_run_finishes(counts, &context, "caller's");
 }
 
 int main(void) {

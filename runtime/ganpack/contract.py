@@ -23,6 +23,7 @@ PACKAGE_FILES = (MANIFEST_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, PREVIEW_FILE
 
 IMAGE_SIDE = 28
 IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE)
+IMAGE_SLACK = 1e-6  # float images may stray this far outside [-1, 1]: a rounding's worth (C: GP_IMAGE_MAX)
 IMAGE_DIM = IMAGE_SIDE * IMAGE_SIDE  # 784: the generator's output and the discriminator's input width
 IMAGE_VALUE_RANGE = [-1.0, 1.0]  # as the manifest records it (a JSON list)
 PIXEL_SCALE = 127.5  # pixel levels per unit of float: [-1, 1] spans [0, 255]

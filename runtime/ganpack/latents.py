@@ -195,13 +195,9 @@ class Stream:
             assert seed is not None  # Stream.seed gives this stream an int
             return self.draw_rows(seed, first_row, rows, self.dim, self.distribution, self.scale, self.offset)
         rng = np.random.default_rng(seed)
-        skipped = np.empty((min(first_row, CHUNK_ROWS), self.dim), np.float32)
         for start in range(0, first_row, CHUNK_ROWS):
-            self._draw_legacy(rng, skipped[:min(CHUNK_ROWS, first_row - start)])
-        out = np.empty((rows, self.dim), np.float32)
-        for start in range(0, rows, CHUNK_ROWS):
-            self._draw_legacy(rng, out[start:start + CHUNK_ROWS])
-        return out
+            self._draw_legacy(rng, min(CHUNK_ROWS, first_row - start))  # dropped
+        return self._draw_legacy(rng, rows)
 
     def pieces(self, seed: int | None, n: int, rows: int) -> Iterator[Floats]:
         """Rows 0..n-1 of the stream for `seed` (checked), `rows` at a time (one piece when n is 0)."""
@@ -211,17 +207,17 @@ class Stream:
             return
         rng = np.random.default_rng(seed)  # drawn in order: each piece continues the last
         for first in range(0, max(n, 1), rows):
-            piece = np.empty((min(rows, n - first), self.dim), np.float32)
-            for start in range(0, len(piece), CHUNK_ROWS):
-                self._draw_legacy(rng, piece[start:start + CHUNK_ROWS])
-            yield piece
+            yield self._draw_legacy(rng, min(rows, n - first))
 
-    def _draw_legacy(self, rng: np.random.Generator, rows: Floats) -> Floats:
-        """The next rows of the legacy stream, drawn into `rows` (float32, in place)."""
-        if self.distribution == NORMAL:
-            rng.standard_normal(rows.shape, dtype=np.float32, out=rows)
-        else:
-            rng.random(rows.shape, dtype=np.float32, out=rows)
-        rows *= np.float32(self.scale)  # (std, mean) or (high - low, low)
-        rows += np.float32(self.offset)
-        return rows
+    def _draw_legacy(self, rng: np.random.Generator, rows: int) -> Floats:
+        """The next `rows` rows of the legacy stream, (rows, dim) float32, CHUNK_ROWS at a time."""
+        out = np.empty((rows, self.dim), np.float32)
+        for start in range(0, rows, CHUNK_ROWS):
+            part = out[start:start + CHUNK_ROWS]
+            if self.distribution == NORMAL:
+                rng.standard_normal(part.shape, dtype=np.float32, out=part)
+            else:
+                rng.random(part.shape, dtype=np.float32, out=part)
+            part *= np.float32(self.scale)  # (std, mean) or (high - low, low)
+            part += np.float32(self.offset)
+        return out

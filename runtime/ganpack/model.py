@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from ganpack.archive import PathLike, extract_archive, is_archive
 from ganpack.backends import Backend, backend_class, choose_backend
-from ganpack.contract import DISCRIMINATOR_FILE, GENERATOR_FILE, IMAGE_SIDE, LEAKY_RELU
+from ganpack.contract import DISCRIMINATOR_FILE, GENERATOR_FILE, IMAGE_SIDE, IMAGE_SLACK, LEAKY_RELU
 from ganpack.dense_stack import DenseStack, load_dense_stack
 from ganpack.errors import InputError, PackageError
 from ganpack.labels import Labels, checked_labels
@@ -252,7 +252,7 @@ def _count(n: object) -> int:
 
 def _check_image_range(rows: np.ndarray) -> np.ndarray:
     """Float images must lie in [-1, 1] (a float rounding's worth around it)."""
-    if rows.size and (rows.min() < -1.0 - 1e-6 or rows.max() > 1.0 + 1e-6):
+    if rows.size and (rows.min() < -1.0 - IMAGE_SLACK or rows.max() > 1.0 + IMAGE_SLACK):
         raise InputError(f"float images must lie in [-1, 1], got values in [{rows.min()}, {rows.max()}]; "
                          "pass uint8 pixels to have them rescaled")
     return rows

@@ -59,6 +59,24 @@ class Backend(Protocol):
         through the stack into `out` (as run_into's), returned; n = len(out)."""
 
 
+class Drawing(Protocol):
+    """What draw_then_run needs: a backend's stream and run_into."""
+
+    stream: Stream | None
+
+    def run_into(self, x: np.ndarray, labels: Labels | None, out: np.ndarray, check: str | None = None) -> np.ndarray:
+        ...
+
+
+def draw_then_run(backend: Drawing, seed: int | None, first_row: int, labels: Labels | None,
+                  out: np.ndarray) -> np.ndarray:
+    """sample_into as the stream's rows drawn in numpy (or C's gp_latents), then run_into: the chunked
+    backends' way, and the C backend's for a stream C cannot draw (format_version 1's)."""
+    if backend.stream is None:
+        raise BackendError("this stack has no latent stream: only a generator samples")
+    return backend.run_into(backend.stream.draw(seed, first_row, len(out)), labels, out)
+
+
 def check_labels(stack: DenseStack, labels: np.ndarray | None) -> None:
     """Labels must come with a conditional stack and only with one (Model has checked their values);
     a mismatch is a caller's bug, refused rather than run without the labels or with them ignored."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ganpack._kernel import ffi, lib
-from ganpack.backends import CHECK_MESSAGES, BackendError
+from ganpack.backends import CHECK_MESSAGES, BackendError, draw_then_run
 from ganpack.contract import IDENTITY, LEAKY_RELU, NORMAL, RELU, SIGMOID, TANH, UNIFORM
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import InputError
@@ -145,9 +145,7 @@ class NativeStack:
         package's stream (numpy's, drawn in order) is drawn in numpy, then run in C."""
         codes = self._stream_codes
         if codes is None:
-            if self.stream is None:
-                raise BackendError("this stack has no latent stream: only a generator samples")
-            return self.run_into(self.stream.draw(seed, first_row, len(out)), labels, out)
+            return draw_then_run(self, seed, first_row, labels, out)
         n = len(out)
         if n > MAX_ROWS_PER_CALL:
             rows = out.reshape(n, -1)

@@ -4,8 +4,8 @@ pixel mappings and the value checks that the C kernel does inside its one call d
 
 import numpy as np
 
-from ganpack.backends import CHECK_MESSAGES, BackendError, activations
-from ganpack.contract import from_uint8, to_uint8
+from ganpack.backends import CHECK_MESSAGES, activations, draw_then_run
+from ganpack.contract import IMAGE_SLACK, from_uint8, to_uint8
 from ganpack.dense_stack import DenseStack
 from ganpack.errors import InputError
 from ganpack.labels import Labels
@@ -13,7 +13,7 @@ from ganpack.latents import Stream
 
 CHUNK_ROWS = 4096  # rows per run() call
 
-IMAGE_LIMIT = 1.0 + 1e-6  # [-1, 1] and a float rounding's worth around it (the C kernel's GP_IMAGE_MAX)
+IMAGE_LIMIT = 1.0 + IMAGE_SLACK
 
 
 class Chunked:
@@ -47,6 +47,4 @@ class Chunked:
 
     def sample_into(self, seed: int | None, first_row: int, labels: Labels | None, out: np.ndarray) -> np.ndarray:
         """See Backend.sample_into: the stream's rows, then run_into."""
-        if self.stream is None:
-            raise BackendError("this stack has no latent stream: only a generator samples")
-        return self.run_into(self.stream.draw(seed, first_row, len(out)), labels, out)
+        return draw_then_run(self, seed, first_row, labels, out)
