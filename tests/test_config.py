@@ -153,6 +153,27 @@ def test_book_preset_reproduces_the_chapter_and_yields_to_the_command_line():
         parse_command_line(["--preset", "nope"])
 
 
+# The commands that trained the built-in models (docs/quality.md, "The built-in models")
+BUILTIN_COMMANDS = {"default": ["--preset", "builtin"],
+                    "conditional": ["--preset", "builtin", "--conditional", "--epochs", "8000"]}
+
+
+@pytest.mark.parametrize("name", BUILTIN_COMMANDS)
+def test_builtin_preset_is_the_recipe_of_the_models_in_the_wheel(name):
+    """Every model, optimizer and data value, the epochs, seed, threads and step kind of the wheel's
+    models are what the documented command gives: the manifests record the recipe."""
+    import ganpack
+
+    config = parse_command_line(BUILTIN_COMMANDS[name]).config.to_dict()
+    recorded = ganpack.load(name).manifest.training_config
+    config["model"]["classes"] = 10 if name == "conditional" else 0  # 0 takes the data's: the run records 10
+    for section in ("model", "optimizer", "data"):
+        assert recorded[section] == config[section], (name, section)
+    for key in ("epochs", "seed", "threads", "train_step"):
+        assert recorded["run"][key] == config["run"][key], (name, key)
+    assert config["run"]["preset"] == "builtin"
+
+
 def test_wide_preset_widens_both_stacks_keeps_its_measured_rates_and_the_other_defaults():
     config = parse_command_line(["--preset", "wide", "--discriminator_hidden", "512"]).config
     assert config.model.generator_hidden == (256,) and config.model.discriminator_hidden == (512,)

@@ -150,17 +150,20 @@ STAND_INS = {
         ("python -m training.evaluate --help | grep -q -- --classifier-seed && test -f model/manifest.json",
          "trains a second classifier on 4,500 digits (30 s or more): tests/test_evaluate.py trains one with "
          "another seed on small data; here the option exists and the package too"),
-    "python -m training.run --epochs 8000 --lr_decay_start 0.5 --threads 1 --name long":
-        (CHECK_ARGS + " --epochs 8000 --lr_decay_start 0.5 --threads 1 --name long",
-         "trains for 35 to 45 minutes: only its arguments are checked"),
+    "python -m training.run --preset builtin --name default                  # the default model, 65 to 75 minutes":
+        (CHECK_ARGS + " --preset builtin --name default", "trains for 65 to 75 minutes: only its arguments are checked"),
+    "python -m training.run --preset builtin --conditional --epochs 8000 --name conditional":
+        (CHECK_ARGS + " --preset builtin --conditional --epochs 8000 --name conditional",
+         "trains for about 45 minutes: only its arguments are checked"),
     "python -m training.run --preset wide      # 256-unit hidden layers, 3,000 epochs, lr 4e-4 / 2e-4":
         (CHECK_ARGS + " --preset wide", "trains for 20 to 40 minutes: only its arguments are checked"),
     "python -m training.run --preset book      # the original chapter's settings, to compare":
         (CHECK_ARGS + " --preset book", TRAINS_FOR_MINUTES),
     # docs/runtime.md
-    "python -m training.run --name default":
-        (CHECK_ARGS + " --name default && cp -r runs/digits runs/default",
-         TRAINS_FOR_MINUTES + "; the next line exports the dry run as runs/default"),
+    "python -m training.run --preset builtin --name default":
+        (CHECK_ARGS + " --preset builtin --name default && cp -r runs/digits runs/default",
+         "trains for 65 to 75 minutes: only its arguments are checked; the next line exports the dry run as "
+         "runs/default (tests/test_config.py checks that the preset is the built-in models' recorded recipe)"),
     # docs/benchmarks.md
     "python benchmarks/bench.py --quick         # under a minute: checks that it runs (the tests use this)":
         ("python benchmarks/bench.py --quick --backends c --networks '' --paths sample",

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ganpack
+from bounds import AGREEMENT, FLOOR, terms
 from ganpack.errors import InputError
 from ganpack.latents import GENERATOR, draw_numpy, philox4x32_10
 
@@ -121,20 +122,23 @@ def test_one_call_sample_equals_latents_then_generate(default_model, isa, thread
 
 
 def test_sample_on_every_backend_draws_the_same_latents(default_model):
-    """Same (package, seed, n) on every backend: images within 1e-5, uint8 pixels at most one level
-    apart and only where the float image lies within 1e-5 of a rounding boundary."""
+    """Same (package, seed, n) on every backend: images within the agreement bound (tests/bounds.py),
+    uint8 pixels at most one level apart and only where the float image lies that close to a
+    rounding boundary."""
     results = {name: ganpack.load(backend=name) for name in ganpack.available_backends()}
     reference = results["numpy"].sample(300, seed=21, output="float")
+    z = default_model.latents(300, seed=21)
+    bound = (AGREEMENT * terms(default_model._generator.stack, z) + FLOOR).reshape(300, 28, 28)
     for name, model in results.items():
-        assert np.array_equal(model.latents(300, seed=21), default_model.latents(300, seed=21)), name
+        assert np.array_equal(model.latents(300, seed=21), z), name
         floats = model.sample(300, seed=21, output="float")
-        assert np.abs(floats - reference).max() <= 1e-5, name
+        assert (np.abs(floats - reference) <= bound).all(), name
         pixels = model.sample(300, seed=21).astype(int)
         own = np.clip(np.rint((reference + 1) * np.float32(127.5)), 0, 255).astype(int)
         differ = pixels != own
         assert np.abs(pixels - own).max() <= 1, name
         scaled = (reference[differ].astype(np.float64) + 1) * 127.5
-        assert np.all(np.abs(scaled - np.floor(scaled) - 0.5) <= 127.5 * 1e-5), name  # near a .5 boundary
+        assert np.all(np.abs(scaled - np.floor(scaled) - 0.5) <= 127.5 * bound[differ]), name  # near a .5 boundary
 
 
 def test_seeds_are_checked(default_model):
@@ -160,9 +164,10 @@ def test_the_docs_snippet_reproduces_the_latents(default_model, tmp_path):
 
 
 def test_float_error_is_bounded_by_the_terms_summed(default_model):
-    """Why C and PyTorch can differ by 1e-5 at batch 4,096: both round sums whose terms add up to
-    S = |b| + sum |h w| of 30 to 130 here. Against an exact (float64) evaluation the C generator's
-    error stays below 1e-6 S (+ the tanh approximation's 5e-7): measured 5.4e-7 S, PyTorch's 7.2e-7 S."""
+    """Why two backends can differ by more than 1e-5 (4.2e-5 at batch 4,096 on the default model):
+    each rounds float32 sums of large terms. Against an exact (float64) evaluation every backend's
+    error stays below 1e-7 S + 5e-7, S the size of every product the output depends on
+    (tests/bounds.py; measured up to 1.9e-8 S), on every ISA the C kernel has here."""
     stack = default_model._generator.stack
     w1, b1, w2, b2 = (np.asarray(a, np.float64) for a in (stack.layers[0].weight, stack.layers[0].bias,
                                                          stack.layers[1].weight, stack.layers[1].bias))
@@ -170,10 +175,13 @@ def test_float_error_is_bounded_by_the_terms_summed(default_model):
     hidden = z @ w1.T + b1
     hidden = np.where(hidden >= 0, hidden, 0.01 * hidden)
     exact = np.tanh(hidden @ w2.T + b2)
-    terms = np.abs(hidden) @ np.abs(w2.T) + np.abs(b2)
-    for isa in ISAS:  # portable: 5.7e-7 S (a multiply and an add per term, no FMA)
+    sizes = terms(stack, z)
+    outputs = {name: ganpack.load(backend=name).generate(z, output="float").reshape(4096, -1)
+               for name in ganpack.available_backends()}
+    for isa in ISAS:
         generator = kernel.CBackend(stack, threads=2, isa=isa, stream=default_model.stream)
-        out = np.empty((4096, 784), np.float32)
-        generator.sample_into(4096, 0, None, out)
+        outputs[isa] = np.empty((4096, 784), np.float32)
+        generator.sample_into(4096, 0, None, outputs[isa])
+    for name, out in outputs.items():
         error = np.abs(out - exact)
-        assert (error <= 1e-6 * terms + 5e-7).all(), (isa, float((error / terms).max()))
+        assert (error <= 1e-7 * sizes + 5e-7).all(), (name, float((error / sizes).max()))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import ganpack
+from bounds import assert_agree  # every backend against PyTorch, as at float32
 from ganpack.cli import main
 from ganpack.dense_stack import DenseStack, Layer
 from ganpack.errors import InputError
@@ -14,11 +15,11 @@ from ganpack.precision import at_precision, round_bf16
 torch = pytest.importorskip("torch")
 kernel = pytest.importorskip("ganpack.backends.c_backend", reason="the C kernel is not built")
 
-TOLERANCE = 1e-5  # every backend against PyTorch, as at float32 (tests/test_runtime.py)
 ISAS = [name for name, code in (("portable", 0), ("avx2_fma", 1), ("avx512", 2)) if code <= kernel.lib.gp_best_isa()]
-# The default model at bf16 against fp32, 2,000 samples: measured 0.067 and 6.6% (docs/precision.md);
-# the bounds leave room for other latents, and catch a precision silently left at fp32 (both must be > 0).
-MAX_ABS_DIFF, MAX_PIXELS_CHANGED = 0.1, 0.08
+# The default model at bf16 against fp32, 2,000 samples: measured 0.187 and 8.1% (docs/precision.md;
+# the earlier built-in model, with smaller weights: 0.067 and 6.6%); the bounds leave room for other
+# latents, and catch a precision silently left at fp32 (both must be > 0).
+MAX_ABS_DIFF, MAX_PIXELS_CHANGED = 0.3, 0.12
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,8 @@ def test_c_bf16_agrees_with_pytorch_on_every_isa(default_model, conditional_mode
                 native = kernel.NativeStack(network.stack, isa, threads=threads, precision="bf16")
                 got = native.run(x, labels=labels)
                 expected = torch_reference(network.stack, x, labels)
-                assert np.abs(got - expected).max() <= TOLERANCE, (model.path.name, isa, threads)
+                assert_agree(got, expected, at_precision(network.stack, "bf16"), x, labels,
+                             (model.path.name, isa, threads))
 
 
 def test_numpy_bf16_agrees_with_pytorch(default_model, conditional_model):
@@ -90,10 +92,11 @@ def test_numpy_bf16_agrees_with_pytorch(default_model, conditional_model):
         z = model.latents(300, seed=12)
         labels = None if model.classes is None else (np.arange(300) % len(model.classes)).astype(np.int32)
         got = bf16.generate(z, output="float", labels=labels).reshape(300, -1)
-        assert np.abs(got - torch_reference(model._generator.stack, z, labels)).max() <= TOLERANCE
+        generator, discriminator = (at_precision(n.stack, "bf16") for n in (model._generator, model._discriminator))
+        assert_agree(got, torch_reference(model._generator.stack, z, labels), generator, z, labels)
         images = got.reshape(300, 28, 28)
         expected = torch_reference(model._discriminator.stack, got, labels)[:, 0]
-        assert np.abs(bf16.score(images, labels=labels) - expected).max() <= TOLERANCE
+        assert_agree(bf16.score(images, labels=labels), expected, discriminator, got, labels)
 
 
 @pytest.mark.parametrize("isa", ISAS)

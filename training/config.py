@@ -305,6 +305,10 @@ PRESETS = {
     # with: closer to the real-data floor, at about twice the default run's time (README, "Presets").
     "wide": {"generator_hidden": [256], "discriminator_hidden": [256], "epochs": 3000,
              "generator_lr": 4e-4, "discriminator_lr": 2e-4},
+    # The built-in models' recipe (docs/quality.md, "The built-in models"): the design's network and
+    # loss, 8x the default's epochs, both rates falling linearly to 0 over the second half; one
+    # thread, so that the same command gives the same weights, bit for bit, on the same machine.
+    "builtin": {"epochs": 16000, "lr_decay_start": 0.5, "threads": 1},
 }
 
 INITS = ("torch", "glorot_uniform", "normal_0.02")
