@@ -1,5 +1,6 @@
 """benchmarks/bench.py --quick runs and writes a complete report (never a check of speed)."""
 
+import functools
 import importlib.util
 import json
 import math
@@ -53,15 +54,17 @@ def test_machine_ceiling_and_isa_peak(quick_run):
     assert {"numpy", "onnxruntime"} <= set(results["versions"])
 
 
+@functools.cache
 def float_tolerance(network: str, batch: int, path: str = "") -> float:
     """The agreement bound (tests/bounds.py) at the largest S of the bench's own inputs: the default
-    model's latents for (batch, seed=batch), and for the discriminator the images made from them."""
+    model's latents for (batch, seed=batch), and for the discriminator the images made from them
+    (score's from their uint8 pixels). Cached: every row of a (network, batch, path) asks for it."""
     model = ganpack.load(backend="numpy")
     z = model.latents(batch, seed=batch)
-    images = model.generate(z, output="float" if path != "score" else "uint8")
-    images = images.reshape(batch, -1) if path != "score" else from_uint8(images).reshape(batch, -1)
-    stack, x = (model._generator.stack, z) if network == "generator" else (model._discriminator.stack, images)
-    return AGREEMENT * float(terms(stack, x).max()) + FLOOR
+    if network == "generator":
+        return AGREEMENT * float(terms(model._generator.stack, z).max()) + FLOOR
+    images = from_uint8(model.generate(z)) if path == "score" else model.generate(z, output="float")
+    return AGREEMENT * float(terms(model._discriminator.stack, images.reshape(batch, -1)).max()) + FLOOR
 
 
 def test_float_kernel_rows_agree_with_the_reference(quick_run):
