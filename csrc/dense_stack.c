@@ -141,6 +141,11 @@ const char *gp_status_message(int status) {
     case GP_ERR_ARGUMENT:
         return "unknown dtype, precision or latent distribution, or a non-finite scale or offset";
     case GP_ERR_INPUT: return "an input value is NaN or outside [-1, 1], or a label is out of range";
+    case GP_ERR_FILE: return "the model file cannot be opened or read";
+    case GP_ERR_FORMAT: return "not a ganpack-c model file (its magic number is not GPKC)";
+    case GP_ERR_VERSION: return "a ganpack-c model file version this library does not read";
+    case GP_ERR_CORRUPT:
+        return "the model file is truncated, too long, inconsistent, fails its CRC-32 or holds a non-finite number";
     default: return "unknown status";
     }
 }

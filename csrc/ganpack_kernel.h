@@ -50,8 +50,14 @@ typedef enum {
     GP_ERR_THREAD = 8,          /* a worker thread could not be started */
     GP_ERR_ARGUMENT = 9,        /* a dtype, precision, distribution, scale or offset (NaN, inf)
                                    not allowed */
-    GP_ERR_INPUT = 10           /* a GP_F32_IMAGE / _FINITE input value out of its range, or NaN;
+    GP_ERR_INPUT = 10,          /* a GP_F32_IMAGE / _FINITE input value out of its range, or NaN;
                                    a label outside [0, n_classes) */
+    /* reading a model file (ganpack.h) */
+    GP_ERR_FILE = 11,           /* the file cannot be opened or read */
+    GP_ERR_FORMAT = 12,         /* not a ganpack-c model file (its magic number is not "GPKC") */
+    GP_ERR_VERSION = 13,        /* a ganpack-c version this library does not read */
+    GP_ERR_CORRUPT = 14         /* truncated or too long, a size or shape out of range or
+                                   inconsistent, a CRC-32 mismatch, a non-finite number */
 } gp_status;
 
 typedef enum {

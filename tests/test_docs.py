@@ -164,6 +164,11 @@ STAND_INS = {
         (CHECK_ARGS + " --preset builtin --name default && cp -r runs/digits runs/default",
          "trains for 65 to 75 minutes: only its arguments are checked; the next line exports the dry run as "
          "runs/default (tests/test_config.py checks that the preset is the built-in models' recorded recipe)"),
+    # docs/embedding.md: the library built in the workspace's copy of csrc/, installed into its HOME
+    "make -C csrc                                  # csrc/build/: libganpack.a, libganpack.so.0, ganpack-sample":
+        ('eval "$DOC_LINE"', "5 to 10 s on 2 cores: runs as written, in a slow test"),
+    "make -C csrc install PREFIX=$HOME/.local      # lib/, include/ganpack/, bin/ganpack-sample, lib/pkgconfig/ganpack.pc":
+        ('eval "$DOC_LINE"', "runs as written, in a slow test: HOME is the workspace's"),
     # docs/benchmarks.md
     "python benchmarks/bench.py --quick         # under a minute: checks that it runs (the tests use this)":
         ("python benchmarks/bench.py --quick --backends c --networks '' --paths sample",
@@ -286,7 +291,21 @@ def needs_a_real_run(block: Block) -> bool:
 
 
 def is_slow(block: Block) -> bool:
-    return block.language == "c" or needs_a_real_run(block)
+    return block.language == "c" or needs_a_real_run(block) or "make -C csrc" in block.code
+
+
+def continue_embedding_md(folder: Path, env: dict) -> None:
+    """docs/embedding.md's blocks continue one another: its first writes digits.gpkc, its C program
+    is saved as sample16.c, and the build block compiles csrc/ and installs into $HOME/.local. So
+    each of its blocks gets those files, a copy of csrc/ (without build outputs) and a HOME of its own."""
+    from ganpack.export_c import export_c
+
+    export_c(folder / "model", folder / "digits.gpkc")
+    program = next(block for block in BLOCKS if block.document.name == "embedding.md" and block.language == "c")
+    (folder / "sample16.c").write_text(program.code)
+    shutil.copytree(ROOT / "csrc", folder / "csrc", ignore=shutil.ignore_patterns("build", "build-*"))
+    (folder / "home").mkdir()
+    env["HOME"] = str(folder / "home")
 
 
 @pytest.fixture
@@ -303,6 +322,8 @@ def workspace(request, tmp_path, helpers) -> tuple[Path, dict]:
             if "training.evaluate" in block.code else ""
     else:
         shutil.copytree(BUILT_IN_MODEL, folder / "runs" / "digits" / "model")
+    if block.document.name == "embedding.md":
+        continue_embedding_md(folder, env)
     return folder, env
 
 

@@ -1,15 +1,19 @@
 """The C kernel through Python: every ISA this CPU has against numpy, argument checks before C,
 and the C test suite itself: strict, under AddressSanitizer + UndefinedBehaviorSanitizer, under
 ThreadSanitizer, under valgrind (trimmed grids, GP_TEST_QUICK=1, to fit CI), with the x86 paths
-compiled out, for ARM64 under qemu, and with the AVX-512 path emulated by SIMDe. Each suite has a
-time limit."""
+compiled out, for ARM64 under qemu, and with the AVX-512 path emulated by SIMDe (each suite runs
+tests/test_model.c too: the ganpack-c model reader). Each suite has a time limit. The model reader
+through cffi: refusals of damaged files, and samples equal to the C backend's; `make fuzz` for a
+few seconds on two valid files."""
 
 import os
 import platform
 import shutil
 import signal
+import struct
 import subprocess
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +196,151 @@ def test_c_suite(c_suites, target):
     if target == "test-avx512-emulated":  # the avx512 path ran, on a CPU that may lack AVX-512
         assert "dispatch: x86 SIMD build (AVX-512 emulated by SIMDe), this CPU gets avx512" in stdout
         assert "[avx512]" in stdout
+
+
+# ---- the ganpack-c model reader (csrc/ganpack.h, docs/embedding-format.md) through cffi
+
+TINY_SHAPES = (4, 2, 3)  # latent dim, image height, image width
+TINY_NETWORKS = ([(5, "leaky_relu", 0.2), (6, "tanh", 0.0)],  # generator: 4 -> 5 -> 6 = 2 x 3
+                 [(3, "leaky_relu", 0.2), (1, "sigmoid", 0.0)])  # discriminator: 6 -> 3 -> 1
+ACTIVATION_CODES = {"identity": 0, "leaky_relu": 1, "relu": 2, "tanh": 3, "sigmoid": 4}
+
+
+def tiny_layers(seed: int = 0) -> list[list[Layer]]:
+    """The generator's and the discriminator's layers of the tiny model, without one-hot columns."""
+    rng = np.random.default_rng(seed)
+    latent, height, width = TINY_SHAPES
+    networks = []
+    for first, specification in zip((latent, height * width), TINY_NETWORKS):
+        layers, n_in = [], first
+        for n_out, activation, alpha in specification:
+            layers.append(Layer(rng.normal(0, 0.5, (n_out, n_in)).astype(np.float32),
+                                rng.normal(0, 0.1, n_out).astype(np.float32), activation, alpha))
+            n_in = n_out
+        networks.append(layers)
+    return networks
+
+
+def tiny_model(classes: int = 0, seed: int = 0) -> bytes:
+    """A ganpack-c file (docs/embedding-format.md) of the tiny model, from the spec alone: names
+    "c0", "c1", ... and a random class-bias table when classes > 0."""
+    latent, height, width = TINY_SHAPES
+    rng = np.random.default_rng(seed + 1)
+    names = b"".join(f"c{index}".encode() + b"\0" for index in range(classes))
+    names += bytes(-len(names) % 4)
+    body = b""
+    for layers in tiny_layers(seed):
+        widths = [layers[0].weight.shape[1], *(layer.weight.shape[0] for layer in layers)]
+        body += struct.pack(f"<{len(widths)}I", *widths)
+        body += b"".join(struct.pack("<If", ACTIVATION_CODES[layer.activation], layer.alpha) for layer in layers)
+        body += b"".join(layer.weight.astype("<f4").tobytes() + layer.bias.astype("<f4").tobytes() for layer in layers)
+        body += rng.normal(0, 0.5, (classes, widths[1])).astype("<f4").tobytes()
+    size = 64 + len(names) + len(body) + 4
+    header = b"GPKC" + struct.pack("<5I2f6I8x", 1, 64, size, 1, 0, 1.0, 0.0, height, width, classes, len(names),
+                                   len(TINY_NETWORKS[0]), len(TINY_NETWORKS[1]))
+    data = header + names + body
+    return data + struct.pack("<I", zlib.crc32(data))
+
+
+def open_model(data: bytes) -> tuple[int, str, object]:
+    """(status, why, model or NULL) of gp_model_open_memory on `data`; the caller frees the model."""
+    lib, ffi = kernel.lib, kernel.ffi
+    out, why = ffi.new("gp_model **"), ffi.new("char[256]")
+    status = lib.gp_model_open_memory(data, len(data), lib.GP_ISA_AUTO, 1, out, why, len(why))
+    return status, ffi.string(why).decode(), out[0]
+
+
+def test_model_reader_refuses_damaged_files_with_its_status_codes():
+    lib, ffi = kernel.lib, kernel.ffi
+    for classes in (0, 3):
+        data = tiny_model(classes)
+        status, why, model = open_model(data)
+        assert status == lib.GP_OK and why == "", why
+        try:
+            assert (lib.gp_model_latent_dim(model), lib.gp_model_image_height(model),
+                    lib.gp_model_image_width(model), lib.gp_model_classes(model)) == (*TINY_SHAPES, classes)
+            assert [ffi.string(lib.gp_model_class_name(model, c)).decode() for c in range(classes)] == \
+                [f"c{c}" for c in range(classes)]
+        finally:
+            lib.gp_model_free(model)
+        for length in range(len(data)):  # cut anywhere: magic present so far, so corrupt
+            status, why, model = open_model(data[:length])
+            assert status == lib.GP_ERR_CORRUPT and model == ffi.NULL and why, (length, status)
+        for index in range(len(data)):  # one flipped bit anywhere: the CRC-32 covers every byte
+            damaged = bytearray(data)
+            damaged[index] ^= 1 << (index % 8)
+            assert open_model(bytes(damaged))[0] != lib.GP_OK, index
+    data = tiny_model()
+    assert open_model(b"PK\3\4" + data[4:])[0] == lib.GP_ERR_FORMAT
+    assert open_model(os.urandom(100).replace(b"G", b"g"))[0] == lib.GP_ERR_FORMAT
+    assert open_model(data[:4] + struct.pack("<I", 2) + data[8:])[0] == lib.GP_ERR_VERSION
+    status, why, _ = open_model(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    assert status == lib.GP_ERR_CORRUPT and "CRC-32" in why
+    nan_weight = bytearray(data)
+    offset = 64 + 4 * 3 + 8 * 2  # the generator's first weight: after its widths and activations
+    nan_weight[offset:offset + 4] = struct.pack("<f", float("nan"))
+    nan_weight[-4:] = struct.pack("<I", zlib.crc32(bytes(nan_weight[:-4])))
+    status, why, _ = open_model(bytes(nan_weight))
+    assert status == lib.GP_ERR_CORRUPT and "generator weight of layer 0" in why and "not finite" in why
+    assert lib.gp_model_open(b"/nonexistent/model.gpkc", lib.GP_ISA_AUTO, 1, ffi.new("gp_model **"),
+                             ffi.NULL, 0) == lib.GP_ERR_FILE
+
+
+def test_model_samples_and_scores_as_the_c_backend_does():
+    """gp_model_sample is, bit for bit, the C backend's stack (NativeStack) run on the latents."""
+    lib, ffi = kernel.lib, kernel.ffi
+    status, why, model = open_model(tiny_model())
+    assert status == lib.GP_OK, why
+    try:
+        generator, discriminator = (kernel.NativeStack(DenseStack(layers, "x", {"y": "activated"}))
+                                    for layers in tiny_layers())
+        latent, height, width = TINY_SHAPES
+        for seed in (0, 1, 2**64 - 1):
+            pixels = np.empty((50, height * width), np.uint8)
+            assert lib.gp_model_sample(model, seed, 3, 50, ffi.NULL, ffi.from_buffer(pixels), lib.GP_U8) == lib.GP_OK
+            z = kernel.draw_latents(seed, 3, 50, latent, "normal", 1.0, 0.0)
+            assert np.array_equal(pixels, generator.run(z, out=np.empty_like(pixels)))
+            probabilities = np.empty(50, np.float32)
+            assert lib.gp_model_score(model, ffi.from_buffer(pixels), lib.GP_U8, 50, ffi.NULL,
+                                      ffi.from_buffer("float[]", probabilities)) == lib.GP_OK
+            assert np.array_equal(probabilities, discriminator.run(pixels)[:, 0])
+        labels = np.zeros(50, np.int32)
+        assert lib.gp_model_sample(model, 0, 0, 50, ffi.from_buffer("int32_t[]", labels), ffi.from_buffer(pixels),
+                                   lib.GP_U8) == lib.GP_ERR_ARGUMENT  # labels for an unconditional model
+    finally:
+        lib.gp_model_free(model)
+
+
+def libfuzzer_missing(folder: Path) -> str | None:
+    """Why clang cannot build a libFuzzer target here, or None when it can."""
+    if not shutil.which("clang"):
+        return "clang is not installed"
+    source = folder / "probe.c"
+    source.write_text("#include <stddef.h>\n#include <stdint.h>\n"
+                      "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\n"
+                      "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n")
+    done = subprocess.run(["clang", "-fsanitize=fuzzer,address", str(source), "-o", str(folder / "probe")],
+                          capture_output=True, text=True, timeout=120)
+    return None if done.returncode == 0 else f"clang cannot link libFuzzer: {done.stderr[-300:]}"
+
+
+@needs_make
+@pytest.mark.slow
+def test_make_fuzz_runs_on_valid_files(tmp_path):
+    """`make fuzz`: the reader under libFuzzer + ASan + UBSan for FUZZ_SECONDS on two valid files
+    (the tiny model, unconditional and conditional); any crash, leak or broken invariant fails it."""
+    missing = libfuzzer_missing(tmp_path)
+    if missing:
+        pytest.skip(f"make fuzz needs clang and libFuzzer (Debian's clang libclang-rt-14-dev; .ci/install-cross "
+                    f"installs them): {missing}")
+    source = tmp_path / "csrc"
+    shutil.copytree(CSRC, source, ignore=shutil.ignore_patterns("build", "build-*"))
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "unconditional.gpkc").write_bytes(tiny_model(0))
+    (corpus / "conditional.gpkc").write_bytes(tiny_model(3, seed=1))
+    process = subprocess.Popen(["make", "-C", str(source), "fuzz", "FUZZ_SECONDS=10", f"FUZZ_CORPUS={corpus}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stdout, stderr = finish(process, time.monotonic() + 600, "fuzz")  # the build takes most of it
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert "Done " in stderr and "stat::number_of_executed_units" in stderr, stderr[-3000:]

@@ -41,6 +41,8 @@ def test_wheel_contents(dist):
     for model in ("default", "conditional"):  # the two built-in models
         assert f"ganpack/models/{model}/generator.onnx" in names and f"ganpack/models/{model}/manifest.json" in names
     assert "ganpack/png.py" in names  # score reads PNGs without Pillow
+    for asset in ("index.html", "style.css", "ganpack.js", "page.js"):  # what `ganpack web` copies
+        assert f"ganpack/web_page/{asset}" in names
     assert not any(n.startswith(("training/", "export/", "tests/")) for n in names)
     requires = [line for line in zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("METADATA"))).decode().splitlines() if line.startswith("Requires-Dist")]
@@ -71,6 +73,10 @@ def test_installed_wheel_samples_without_torch(dist, tmp_path):
     run(ganpack, "sample", "--digit", "7", "-n", "4", "-o", work / "sevens.npy", "--seed", "1", cwd=work)
     sevens = "import numpy as np; assert np.load('sevens.npy').shape == (4, 28, 28)"
     run(python, "-c", sevens, cwd=work)  # the conditional model inside the installed wheel
+    run(ganpack, "web", "default", "page", cwd=work)  # the browser page, its assets from the wheel
+    page = sorted((path.name, path.stat().st_size) for path in (work / "page").iterdir())
+    assert [name for name, _ in page] == ["ganpack.js", "index.html", "model.js", "page.js", "style.css"]
+    assert sum(size for _, size in page) < 1 << 20
     run(python, "-m", "pip", "install", "-q", f"{wheel}[onnxruntime]")  # the optional backend
     run(ganpack, "sample", "-n", "16", "-o", work / "bundled-ort.png", "--backend", "onnxruntime", cwd=work)
     run(ganpack, "sample", "-n", "16", "-o", work / "exported-ort.npy", "--model", package,

@@ -15,7 +15,24 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from ganpack.errors import InputError
+
 PARTIAL_SUFFIX = ".partial"
+
+
+def writable_file(out: str | os.PathLike[str], example: str) -> Path:
+    """`out` checked as a file to write, before any work is done: not a folder, in a folder that
+    exists and is writable; else InputError naming it (`example`: a file name to suggest in a folder)."""
+    path = Path(out)
+    if path.is_dir():
+        raise InputError(f"output '{out}' is a folder; name a file in it, such as '{path / example}'")
+    folder = path.parent
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"output folder '{folder}' {state} (for '{out}')")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"output folder '{folder}' is not writable (for '{out}')")
+    return path
 
 
 def partial_name(path: Path) -> Path:

@@ -1,10 +1,12 @@
-"""The `ganpack` command: sample, score, info, interpolate.
+"""The `ganpack` command: sample, score, info, interpolate, export-c, web.
 
     ganpack sample -n 64 -o digits.png          # a PNG grid (or .npy: uint8 (n, 28, 28))
     ganpack sample --digit 7 -o sevens.png      # the class-conditional model inside ganpack (or --model)
     ganpack score digits.npy                    # discriminator probability per image (or digits.png)
     ganpack info                                # manifest, quality, backends, CPU features in use
     ganpack interpolate -o walk.png --seeds 1 2 --steps 10
+    ganpack export-c default digits.gpkc        # one file a C program reads (csrc/ganpack.h)
+    ganpack web default page/                   # a static page that draws digits in the browser
 
 A user's mistake (a malformed number, a missing file, an unwritable folder, an image of the
 wrong kind) ends in one line on stderr and exit status 2, never a traceback: argparse's errors
@@ -14,7 +16,6 @@ Everything that can be checked before the model loads is checked first.
 
 import argparse
 import json
-import os
 import platform
 import sys
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ganpack import __version__
+from ganpack.atomic import writable_file
 from ganpack.backends import PREFERENCE
 from ganpack.contract import IMAGE_DIM, IMAGE_SHAPE
 from ganpack.errors import ArgumentParser, InputError, counted, run_command
@@ -60,18 +62,9 @@ DIGIT = _integer(-sys.maxsize, sys.maxsize, "an integer class index")  # its ran
 
 def _output_path(out: str) -> Path:
     """Checked before any work is done: a known suffix, a writable folder that exists."""
-    path = Path(out)
-    folder = path.parent
-    if path.suffix.lower() not in (".npy", ".png"):
+    if Path(out).suffix.lower() not in (".npy", ".png"):
         raise InputError(f"output '{out}' must end in .png (a grid) or .npy (an array)")
-    if path.is_dir():
-        raise InputError(f"output '{out}' is a folder; name a file in it, such as '{path / 'digits.png'}'")
-    if not folder.is_dir():
-        state = "is not a folder" if folder.exists() else "does not exist"
-        raise InputError(f"output folder '{folder}' {state} (for '{out}')")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"output folder '{folder}' is not writable (for '{out}')")
-    return path
+    return writable_file(out, "digits.png")
 
 
 def _model(args: argparse.Namespace) -> Model:
@@ -369,7 +362,27 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--seeds", type=SEED, nargs=2, default=(1, 2), metavar=("A", "B"), help="the two ends' seeds")
     w.add_argument("--steps", type=STEPS, default=10, help=f"images along the line, 2 to {MAX_GRID_IMAGES:,}")
     w.add_argument("--digit", type=DIGIT, default=None, help=digit_help)
+    _embedding_commands(commands)
     return top
+
+
+def _embedding_commands(commands: Any) -> None:
+    """export-c and web: a model package turned into what runs without Python (docs/embedding.md)."""
+    from ganpack.export_c import export_c_command
+    from ganpack.web import web_command
+
+    package_help = "model package folder or .zip, or the name of one inside ganpack (default, conditional)"
+    e = commands.add_parser("export-c", help="write the model as one file that C reads (csrc/ganpack.h)",
+                            description="write the model as one ganpack-c file that C reads (csrc/ganpack.h)")
+    e.add_argument("package", help=package_help)
+    e.add_argument("out", help="the file to write, e.g. digits.gpkc")
+    e.set_defaults(handler=export_c_command)
+    b = commands.add_parser("web", help="write a static web page that draws the model's digits in the browser",
+                            description="write a static web page (a folder to open from disk or to serve) that "
+                                        "draws the model's digits in the browser, with no runtime")
+    b.add_argument("package", help=package_help)
+    b.add_argument("out_dir", help="the folder to write (created; an existing one must be empty)")
+    b.set_defaults(handler=web_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,6 +105,8 @@ class Model:
         discriminator = load_dense_stack(discriminator_path)
         _check_stack(generator, self.manifest.generator, GENERATOR_FILE, self.manifest.classes)
         _check_stack(discriminator, self.manifest.discriminator, DISCRIMINATOR_FILE, self.manifest.classes)
+        # both networks as read and checked (the objects the backends hold): what export-c and web write out
+        self.generator_stack, self.discriminator_stack = generator, discriminator
         # None, or the class names: label i means classes[i] (e.g. "7")
         self.classes: tuple[str, ...] | None = (tuple(self.manifest.classes.names) if self.manifest.classes
                                                 else None)
