@@ -31,18 +31,12 @@ def header_declarations(header: Path) -> str:
 
 
 def declarations() -> str:
-    """The kernel's declarations alone (ganpack_kernel.h): what a build of the kernel without the model
-    reader declares (tests/test_kernel_avx512_emulated.py builds one, including ganpack_kernel.h only)."""
-    return header_declarations(KERNEL_HEADER)
-
-
-def all_declarations() -> str:
-    """Every public declaration: the kernel's, then the model's (ganpack.h)."""
-    return declarations() + "\n" + header_declarations(MODEL_HEADER)
+    """Every public declaration: the kernel's (ganpack_kernel.h), then the model's (ganpack.h)."""
+    return header_declarations(KERNEL_HEADER) + "\n" + header_declarations(MODEL_HEADER)
 
 
 ffi = FFI()
-ffi.cdef(all_declarations())
+ffi.cdef(declarations())
 ffi.set_source(
     "ganpack._kernel",
     '#include "ganpack.h"',

@@ -87,7 +87,7 @@ def build_emulated_kernel(out: Path) -> Path:
     ffi = FFI()
     ffi.cdef("\n".join(line for line in script.declarations().splitlines()
                        if not line.startswith("gp_status gp_fma_ceiling(")))
-    ffi.set_source("ganpack._kernel", '#include "ganpack_kernel.h"',
+    ffi.set_source("ganpack._kernel", '#include "ganpack.h"',
                    sources=[str(ROOT / source) for source in script.SOURCES if not source.endswith(left_out)],
                    include_dirs=[str(CSRC)], define_macros=[("GP_AVX512_SIMDE", None)],
                    extra_compile_args=script.COMPILE_ARGS, extra_objects=[str(avx512)])
