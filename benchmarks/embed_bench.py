@@ -13,8 +13,9 @@ call first), best of 5 calls. Each side is measured --repeats times, the best ke
 running on the machine can only slow a reading down. Threads 0: each side's default, one per CPU
 (at most 8); the thread count never changes the digits.
 
-Prints a markdown table and, for scale only, onnx2c's figures as issue 27 cites them (not measured
-here: another machine). A mistake on the command line is one line on stderr and status 2.
+Prints a markdown table and, for scale only, onnx2c's figures from the side-by-side run that
+docs/embedding.md ("How fast") reports (onnx2c is not built here: its code is not part of ganpack).
+A mistake on the command line is one line on stderr and status 2.
 """
 
 import os
@@ -35,9 +36,9 @@ CSRC = HERE.parent / "csrc"
 CALLS = 5  # timed calls per measurement, as ganpack-sample --time makes them
 MAX_DIGITS = 10_000  # what ganpack-sample draws at most
 TIME_LINE = re.compile(r"^ganpack-sample: time: ([0-9.]+) us per digit", re.MULTILINE)
-# onnx2c, one thread, microseconds per digit, as issue 27 cites its README; not in onnx2c's README
-# as of its commit ea045cc (2026-04-15), which gives microcontroller timings of another network
-ONNX2C = {"onnx2c -ffast-math": 4.6, "onnx2c": 38.5}
+# onnx2c (commit ea045cc) on the default generator, one thread, microseconds per digit at batch 64, gcc 12.2,
+# measured beside ganpack on the 2-core AMD EPYC VM of 2026-12-07 (docs/embedding.md, "How fast")
+ONNX2C = {"onnx2c -O3": 77.5, "onnx2c -O3 -ffast-math": 16.7, "onnx2c -O3 -march=native -ffast-math": 6.22}
 
 
 def build_program(folder: Path) -> Path:
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {n:,} | {count or 'default'} | {c_us:.3f} | {python_us:.3f} | "
               f"{python_us / c_us:.2f} |")
     single = [(n, c_us) for n, count, c_us, _ in rows if count == 1]
-    print("\nFor scale only: onnx2c, one thread, on another machine (as issue 27 cites its README):\n")
+    print("\nFor scale only: onnx2c, one thread, as measured beside ganpack on a 2-core AMD EPYC "
+          "(docs/embedding.md), not in this run:\n")
     print("| | us/digit | " + " | ".join(f"/ C at n {n:,}, 1 thread" for n, _ in single) + " |")
     print("|---|---:|" + "---:|" * len(single))
     for name, us in ONNX2C.items():
