@@ -41,9 +41,14 @@ typedef struct gp_model gp_model; /* opaque: a generator and a discriminator sta
    size or shape out of range or inconsistent, a CRC-32 mismatch, a NaN or infinite weight, bias,
    alpha or latent parameter; also an empty file, or one cut inside the magic), or what
    gp_stack_create_threads / set_layer return (GP_ERR_UNSUPPORTED_ISA, GP_ERR_SHAPE for n_threads,
-   GP_ERR_NOMEM, GP_ERR_THREAD). Checks run in file order: magic, version, then the header's
+   GP_ERR_NOMEM, GP_ERR_THREAD). isa and n_threads are checked first, before the file is opened
+   (GP_ERR_SHAPE: n_threads outside 0..64; GP_ERR_UNSUPPORTED_ISA: an isa this CPU or build lacks;
+   `why` names the value). Then checks run in file order: magic, version, then the header's
    fields and the CRC-32, then names and networks; nothing large is allocated before the sizes
-   are checked against the file. */
+   are checked against the file. The file is opened without blocking (a FIFO with no writer reads
+   as empty: GP_ERR_CORRUPT); a regular file over 2 GiB is refused by its size, unread; the first
+   64 bytes are read, the magic and version checked, and then at most file_bytes + 1 bytes (so a
+   pipe or a device such as /dev/zero is not read to its end). */
 gp_status gp_model_open(const char *path, int isa, int n_threads, gp_model **out,
                         char *why, size_t why_size);
 

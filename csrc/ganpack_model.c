@@ -11,14 +11,20 @@
  * The CRC-32 is checked once the header is known to be sane and before the body is parsed: a file
  * whose bytes were damaged stops there, whatever the damage.
  */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, read */
 #include "ganpack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gp_isa.h" /* gp_isa_supported */
 
 #define GPKC_HEADER_BYTES 64u
 #define GPKC_VERSION 1u
@@ -30,6 +36,8 @@
 #define GPKC_MAX_CLASSES 65536u
 #define GPKC_MAX_NAME 255u
 #define GPKC_MAX_NAMES_BYTES (1u << 20)   /* 1 MiB */
+#define GPKC_MAX_THREADS 64               /* gp_stack_create_threads' limit */
+#define GPKC_FIRST_CHUNK (1u << 16)       /* bytes read at once from a file of unknown size */
 
 struct gp_model {
     gp_stack *generator;     /* latent_dim -> height * width (its last activation as stored: tanh) */
@@ -48,6 +56,7 @@ typedef struct {
     size_t size, at;     /* at: the next byte to read */
     char *why;           /* (why_size) or NULL */
     size_t why_size;
+    int at_least;        /* 1: the file goes on past `size` (gp_model_open stopped reading) */
 } reader;
 
 /* Records the reason (when the caller asked for one) and returns `status`. */
@@ -122,7 +131,9 @@ typedef struct {
     uint32_t height, width, classes, names_bytes, layers[2]; /* layers: generator, discriminator */
 } header;
 
-static gp_status read_header(reader *r, gp_model *m, header *h) {
+/* The magic number and the version (the first 8 bytes): checked alone by gp_model_open before it
+   reads the rest of a file. */
+static gp_status read_magic_and_version(reader *r) {
     static const uint8_t magic[4] = {'G', 'P', 'K', 'C'};
     const size_t present = r->size < 4 ? r->size : 4;
     if (memcmp(r->data, magic, present) != 0)
@@ -131,6 +142,12 @@ static gp_status read_header(reader *r, gp_model *m, header *h) {
     const uint32_t version = le32(r->data + 4);
     if (version != GPKC_VERSION)
         return fail(r, GP_ERR_VERSION, "ganpack-c version %u; this library reads version 1", version);
+    return GP_OK;
+}
+
+static gp_status read_header(reader *r, gp_model *m, header *h) {
+    const gp_status start = read_magic_and_version(r);
+    if (start != GP_OK) return start;
     if (r->size < GPKC_HEADER_BYTES)
         return fail(r, GP_ERR_CORRUPT, "truncated: %zu bytes, the header is 64", r->size);
     const uint8_t *p = r->data; /* (64): every field below lies in it */
@@ -146,11 +163,12 @@ static gp_status read_header(reader *r, gp_model *m, header *h) {
     h->layers[1] = le32(p + 52);
     if (header_bytes != GPKC_HEADER_BYTES)
         return fail(r, GP_ERR_CORRUPT, "header_bytes (offset 8) is %u, not 64", header_bytes);
+    const char *at_least = r->at_least ? "at least " : "";
     if ((uint64_t)r->size > GPKC_MAX_FILE)
-        return fail(r, GP_ERR_CORRUPT, "the file is %zu bytes, more than 2 GiB", r->size);
-    if (file_bytes != r->size)
-        return fail(r, GP_ERR_CORRUPT, "file_bytes (offset 12) is %u, the file is %zu bytes%s",
-                    file_bytes, r->size, file_bytes > r->size ? " (truncated)" : "");
+        return fail(r, GP_ERR_CORRUPT, "the file is %s%zu bytes, more than 2 GiB", at_least, r->size);
+    if (file_bytes != r->size || r->at_least)
+        return fail(r, GP_ERR_CORRUPT, "file_bytes (offset 12) is %u, the file is %s%zu bytes%s",
+                    file_bytes, at_least, r->size, file_bytes > r->size ? " (truncated)" : "");
     if (stream != GPKC_STREAM_PHILOX)
         return fail(r, GP_ERR_CORRUPT, "latent_stream (offset 16) is %u; 1 (ganpack-philox/1) is "
                     "the only one", stream);
@@ -315,17 +333,31 @@ static gp_status read_network(reader *r, int net, uint32_t n_layers, uint32_t fi
 
 /* ---------------------------------------------------------------- open and free */
 
-gp_status gp_model_open_memory(const void *data, size_t size, int isa, int n_threads,
-                               gp_model **out, char *why, size_t why_size) {
-    reader r = {data, size, 0, why, why_size};
+/* The caller's isa and n_threads, checked as gp_stack_create_threads would (same codes) but
+   before any file is read, and with a `why` that names them rather than the model. */
+static gp_status check_arguments(reader *r, int isa, int n_threads) {
+    if (n_threads < 0 || n_threads > GPKC_MAX_THREADS)
+        return fail(r, GP_ERR_SHAPE, "n_threads %d is outside 0..%d", n_threads, GPKC_MAX_THREADS);
+    if (isa != GP_ISA_AUTO && !gp_isa_supported(isa))
+        return fail(r, GP_ERR_UNSUPPORTED_ISA, "isa %d (%s): not supported by this CPU or build", isa,
+                    gp_isa_name(isa));
+    return GP_OK;
+}
+
+/* gp_model_open_memory, where at_least = 1 says the file goes on past `size` bytes. */
+static gp_status open_bytes(const void *data, size_t size, int at_least, int isa, int n_threads,
+                            gp_model **out, char *why, size_t why_size) {
+    reader r = {data, size, 0, why, why_size, at_least};
     if (why != NULL && why_size > 0) why[0] = '\0';
     if (out != NULL) *out = NULL;
     if (out == NULL || (data == NULL && size > 0)) return fail(&r, GP_ERR_NULL, "a required pointer is NULL");
+    gp_status s = check_arguments(&r, isa, n_threads);
+    if (s != GP_OK) return s;
     if (size == 0) return fail(&r, GP_ERR_CORRUPT, "truncated: the file is empty");
     gp_model *m = calloc(1, sizeof *m);
     if (m == NULL) return fail(&r, GP_ERR_NOMEM, "out of memory");
     header h = {0, 0, 0, 0, {0, 0}};
-    gp_status s = read_header(&r, m, &h);
+    s = read_header(&r, m, &h);
     if (s == GP_OK) s = read_names(&r, m, &h);
     const uint32_t pixels = h.height * h.width; /* <= 2^20, checked in read_header */
     if (s == GP_OK) s = read_network(&r, 0, h.layers[0], 0, pixels, &h, isa, n_threads, &m->generator);
@@ -346,37 +378,79 @@ gp_status gp_model_open_memory(const void *data, size_t size, int isa, int n_thr
     return GP_OK;
 }
 
+gp_status gp_model_open_memory(const void *data, size_t size, int isa, int n_threads,
+                               gp_model **out, char *why, size_t why_size) {
+    return open_bytes(data, size, 0, isa, n_threads, out, why, why_size);
+}
+
+/* The bytes of a file as gp_model_open reads them: never more allocated than read plus the next
+   chunk (or the size fstat gave, for a regular file). */
+typedef struct {
+    uint8_t *data; /* (capacity), the first `size` read */
+    size_t size, capacity, hint; /* hint: a regular file's size + 1, else 0 */
+    int end;       /* read returned 0: `size` is the whole file */
+} file_bytes;
+
+/* Reads until `want` bytes are in or the file ends; GP_ERR_FILE / GP_ERR_NOMEM on failure. */
+static gp_status read_until(reader *r, int fd, const char *path, file_bytes *f, size_t want) {
+    while (f->size < want && !f->end) {
+        if (f->size == f->capacity) { /* grow: double, or to the regular file's size; never past want */
+            size_t grow = f->capacity < GPKC_FIRST_CHUNK ? GPKC_FIRST_CHUNK : f->capacity * 2;
+            if (grow < f->hint) grow = f->hint;
+            if (grow > want) grow = want;
+            uint8_t *grown = realloc(f->data, grow);
+            if (grown == NULL) return fail(r, GP_ERR_NOMEM, "out of memory reading '%s'", path);
+            f->data = grown, f->capacity = grow;
+        }
+        const size_t room = (want < f->capacity ? want : f->capacity) - f->size;
+        const ssize_t got = read(fd, f->data + f->size, room);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return fail(r, GP_ERR_FILE, "cannot read '%s': %s", path, strerror(errno));
+        if (got == 0) f->end = 1;
+        f->size += (size_t)got;
+    }
+    return GP_OK;
+}
+
+/* Opens without blocking (a FIFO with no writer would block in open), refuses a directory and a
+   regular file over 2 GiB by their fstat, then reads the header, checks the magic number and the
+   version, and reads on only up to file_bytes + 1 (2 GiB + 1 at most): enough to see that a file
+   is too long, without reading, say, /dev/zero to its end. */
 gp_status gp_model_open(const char *path, int isa, int n_threads, gp_model **out, char *why,
                         size_t why_size) {
-    reader r = {NULL, 0, 0, why, why_size};
+    reader r = {NULL, 0, 0, why, why_size, 0};
+    if (why != NULL && why_size > 0) why[0] = '\0';
     if (out != NULL) *out = NULL;
     if (path == NULL || out == NULL) return fail(&r, GP_ERR_NULL, "a required pointer is NULL");
-    FILE *file = fopen(path, "rb");
-    if (file == NULL) return fail(&r, GP_ERR_FILE, "cannot open '%s': %s", path, strerror(errno));
-    /* Read in doubling chunks, not by the size the file system reports: pipes and /proc files
-       have none. Past 2 GiB + 1 byte the file is too large whatever follows. */
-    size_t size = 0, capacity = 1 << 16;
-    uint8_t *data = malloc(capacity);
-    gp_status s = data == NULL ? fail(&r, GP_ERR_NOMEM, "out of memory") : GP_OK;
-    while (s == GP_OK) {
-        size += fread(data + size, 1, capacity - size, file);
-        if (ferror(file)) {
-            s = fail(&r, GP_ERR_FILE, "cannot read '%s': %s", path, strerror(errno));
-        } else if (feof(file)) {
-            break;
-        } else if ((uint64_t)size > GPKC_MAX_FILE) {
-            s = fail(&r, GP_ERR_CORRUPT, "'%s' is larger than 2 GiB", path);
-        } else if (size == capacity) { /* at most 2 GiB + 1 byte: enough to see it is too large */
-            const size_t grow = (uint64_t)capacity * 2 > GPKC_MAX_FILE + 1 ? (size_t)(GPKC_MAX_FILE + 1)
-                                                                           : capacity * 2;
-            uint8_t *grown = realloc(data, grow);
-            if (grown == NULL) s = fail(&r, GP_ERR_NOMEM, "out of memory reading '%s'", path);
-            else data = grown, capacity = grow;
-        }
+    gp_status s = check_arguments(&r, isa, n_threads);
+    if (s != GP_OK) return s;
+    const int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail(&r, GP_ERR_FILE, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    file_bytes f = {NULL, 0, 0, 0, 0};
+    const int flags = fstat(fd, &st) == 0 ? fcntl(fd, F_GETFL) : -1;
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) /* then a FIFO with no writer reads EOF */
+        s = fail(&r, GP_ERR_FILE, "cannot open '%s': %s", path, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        s = fail(&r, GP_ERR_FILE, "cannot read '%s': %s", path, strerror(EISDIR));
+    else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > GPKC_MAX_FILE)
+        s = fail(&r, GP_ERR_CORRUPT, "'%s' is %llu bytes, more than 2 GiB", path,
+                 (unsigned long long)st.st_size);
+    else if (S_ISREG(st.st_mode) && st.st_size > 0)
+        f.hint = (size_t)st.st_size + 1;
+    if (s == GP_OK) s = read_until(&r, fd, path, &f, GPKC_HEADER_BYTES);
+    if (s == GP_OK && f.size >= 8 && !f.end) {
+        reader start = {f.data, f.size, 0, why, why_size, 0};
+        s = read_magic_and_version(&start);
+        uint64_t limit = GPKC_MAX_FILE + 1; /* past file_bytes, or 2 GiB: too long either way */
+        if (s == GP_OK && f.size >= 16 && (uint64_t)le32(f.data + 12) + 1 < limit)
+            limit = (uint64_t)le32(f.data + 12) + 1;
+        if (limit < GPKC_HEADER_BYTES + 1) limit = GPKC_HEADER_BYTES + 1;
+        if (s == GP_OK) s = read_until(&r, fd, path, &f, (size_t)limit);
     }
-    fclose(file);
-    if (s == GP_OK) s = gp_model_open_memory(data, size, isa, n_threads, out, why, why_size);
-    free(data);
+    close(fd);
+    if (s == GP_OK) s = open_bytes(f.data, f.size, !f.end, isa, n_threads, out, why, why_size);
+    free(f.data);
     return s;
 }
 

@@ -3,9 +3,11 @@
 
 import io
 import json
+import os
 import platform
 import re
 import shutil
+import stat
 import zlib
 
 import numpy as np
@@ -249,6 +251,20 @@ def test_an_output_that_is_a_folder_is_a_clear_error(tmp_path):
     (tmp_path / "taken.npy").mkdir()  # a folder where the file should go
     with pytest.raises(InputError, match="is a folder"):
         main(["sample", "-n", "2", "-o", str(tmp_path / "taken.npy")])
+
+
+@pytest.mark.parametrize("command", [["sample", "-n", "2"], ["interpolate"]])
+def test_an_output_that_is_a_link_or_a_fifo_is_left_alone(tmp_path, command):
+    """os.replace would put a regular file where the link (or FIFO) was: refused, before any work."""
+    (tmp_path / "mine.png").write_bytes(b"mine")
+    (tmp_path / "link.png").symlink_to(tmp_path / "mine.png")
+    os.mkfifo(tmp_path / "fifo.npy")
+    for name, message in (("link.png", "is a symbolic link"), ("fifo.npy", "is not a regular file")):
+        with pytest.raises(InputError, match=message):
+            main([*command, "-o", str(tmp_path / name)])
+    assert (tmp_path / "link.png").is_symlink() and (tmp_path / "mine.png").read_bytes() == b"mine"
+    assert stat.S_ISFIFO((tmp_path / "fifo.npy").lstat().st_mode)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fifo.npy", "link.png", "mine.png"]
 
 
 def test_counts_in_messages_agree_with_their_nouns(tmp_path, capsys):

@@ -487,8 +487,8 @@ int main(int argc, char **argv) {
 """
 
 
-def run(argv, **kwargs):
-    return subprocess.run([str(a) for a in argv], capture_output=True, timeout=300, **kwargs)
+def run(argv, timeout=300, **kwargs):
+    return subprocess.run([str(a) for a in argv], capture_output=True, timeout=timeout, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -587,18 +587,67 @@ def test_a_program_built_with_pkg_config_draws_python_s_digits(built, tmp_path, 
     ("a digit for an unconditional model", ["{root}/default.gpkc", "--digit", "1"], "is unconditional"),
     ("n 0", ["{root}/default.gpkc", "-n", "0"], "-n '0' is not a whole number in 1..10000"),
     ("an output it cannot write", ["{root}/default.gpkc", "-o", "{root}/missing/x.png"], "cannot write"),
+    ("an ISA this CPU lacks", ["{root}/default.gpkc", "--isa", "avx512"],
+     "--isa avx512: this CPU or this build lacks it"),
+    ("--info with a digit for an unconditional model", ["{root}/default.gpkc", "--info", "--digit", "99"],
+     "--digit 99: the model '{root}/default.gpkc' is unconditional"),
+    ("--info with a digit out of range", ["{root}/conditional.gpkc", "--info", "--digit", "10"],
+     "--digit 10 is out of range"),
+    ("a FIFO with no writer", ["{root}/fifo.gpkc"], "truncated: the file is empty"),
+    ("/dev/zero", ["/dev/zero"], "'/dev/zero': not a ganpack-c model file"),
+    ("a newline in the path", ["{root}/new\nline.gpkc"], "'{root}/new\\nline.gpkc': cannot open"),
 ])
 def test_the_program_s_mistakes_are_one_line_and_status_2(built, case, argv, message):
     root = built["root"]
+    if case == "an ISA this CPU lacks":
+        kernel = pytest.importorskip("ganpack._kernel", reason="the C kernel is not built")
+        if kernel.lib.gp_best_isa() == kernel.lib.GP_ISA_AVX512:
+            pytest.skip("this CPU has AVX-512")
     data = bytearray((root / "default.gpkc").read_bytes())
     data[1000] ^= 1
     (root / "corrupt.gpkc").write_bytes(bytes(data))
     (root / "default.gpkc.txt").write_text("hello")
-    done = run([built["sample"], *(a.format(root=root) for a in argv)], cwd=root)
+    if not (root / "fifo.gpkc").exists():
+        os.mkfifo(root / "fifo.gpkc")  # no writer ever: opening it must not block
+    done = run([built["sample"], *(a.format(root=root) for a in argv)], cwd=root, timeout=60)
     (line,) = done.stderr.decode().splitlines()
     assert done.returncode == 2 and done.stdout == b"", done.stderr
     assert line.startswith("ganpack-sample: error: ") and message.format(root=root) in line, line
     assert not (root / "x.png").exists() and not (root / "digits.png").exists()
+
+
+@pytest.mark.slow
+def test_the_program_s_output_lost_on_stdout_is_an_error(built):
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([built["sample"], built["models"]["default"], "--info"], stdout=full,
+                              stderr=subprocess.PIPE, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.decode().splitlines() == ["ganpack-sample: error: cannot write to standard output: "
+                                                 "No space left on device"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("out", ["keep.png", "keep.pgm"])
+def test_a_failed_write_leaves_the_old_output_and_no_partial_file(built, tmp_path, out):
+    """A grid written past `ulimit -f` (SIGXFSZ ignored: the write fails with EFBIG) is not renamed
+    over the old file, and its temporary is removed."""
+    (tmp_path / out).write_bytes(b"the old grid")
+    script = f"trap '' XFSZ; ulimit -f 50; exec \"$0\" \"$1\" -n 2000 -o {out}"  # 50 blocks: ~25-50 KB
+    done = run(["bash", "-c", script, built["sample"], built["models"]["default"]], cwd=tmp_path, timeout=120)
+    (line,) = done.stderr.decode().splitlines()
+    assert done.returncode == 2 and line == f"ganpack-sample: error: cannot write '{out}': File too large", line
+    assert (tmp_path / out).read_bytes() == b"the old grid"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [out]
+    done = run([built["sample"], built["models"]["default"], "-n", 4, "-o", out], cwd=tmp_path)
+    assert done.returncode == 0 and (tmp_path / out).read_bytes() != b"the old grid", done.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == [out]
+    assert (tmp_path / out).stat().st_mode & 0o777 == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @pytest.mark.slow

@@ -11,11 +11,13 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import ganpack
+import ganpack.model as model_module
 from ganpack.archive import write_archive
 from ganpack.cli import main
 from ganpack.errors import run_command
@@ -92,6 +94,42 @@ def test_a_zip_package_gives_the_same_page(tmp_path):
     from_zip, from_name = page_model(tmp_path / "from-zip"), page_model(tmp_path / "from-name")
     assert from_zip["name"] == "digits" and from_name["name"] == "default"
     assert {**from_zip, "name": None} == {**from_name, "name": None}
+
+
+def test_an_interrupted_fill_leaves_the_folder_empty(tmp_path, monkeypatch):
+    """Ctrl-C during the third move into an existing empty folder: the two files moved are taken
+    out again and no partial folder is left, so the rerun writes the page."""
+    (tmp_path / "page").mkdir()
+    calls, rename = [], Path.rename
+
+    def interrupted(self, target):
+        calls.append(target)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["web", "default", str(tmp_path / "page")])
+    monkeypatch.undo()
+    assert len(calls) == 3
+    assert list((tmp_path / "page").iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["page"]
+    assert main(["web", "default", str(tmp_path / "page")]) == 0
+    assert sorted(path.name for path in (tmp_path / "page").iterdir()) == PAGE_FILES
+
+
+@pytest.mark.parametrize("case", ["file parent", "file grandparent", "empty name"])
+def test_the_output_location_is_checked_before_the_model_loads(tmp_path, capsys, monkeypatch, case):
+    """A file where a folder of OUT_DIR's path must be is named, not "File exists" after the load."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.gpkc").write_text("mine")
+    out, expected = {"file parent": ("d.gpkc/page", "'d.gpkc' is not a folder, so 'd.gpkc/page' cannot be made"),
+                     "file grandparent": ("d.gpkc/site/page", "'d.gpkc' is not a folder"),
+                     "empty name": ("", "the output folder is an empty name")}[case]
+    monkeypatch.setattr(model_module, "load", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    status, err = mistake(tmp_path, capsys, ["default", out])
+    assert status == 2 and err.startswith(f"error: {expected}") and err.count("\n") == 1, err
+    assert [path.name for path in tmp_path.iterdir()] == ["d.gpkc"]
 
 
 def test_the_command_line_imports_no_onnx():
@@ -307,10 +345,10 @@ def test_new_seed_draws_that_seed_s_grid(browser, pages, tmp_path):
     assert re.fullmatch(r"64 digits in \d+\.\d ms", browser.find_element("id", "timing").text)
     field = browser.find_element("id", "seed")
     field.clear()
-    field.send_keys("12x")  # drawn as it is typed: seeds 1 and 12, then not a seed, said so, the grid kept
+    field.send_keys("12x")  # drawn as it is typed: seeds 1 and 12, then not a seed: said so, the grid greyed
     assert "seed must be a whole number" in browser.find_element("id", "error").text
     assert field.get_attribute("aria-invalid") == "true"
-    assert np.abs(canvas(browser, "grid").astype(int) - python_grid(tmp_path, model.sample(64, 12))).max() <= 1
+    assert_stale(browser, ["grid"]) and browser.find_element("id", "timing").text == ""
 
 
 @slow
@@ -357,3 +395,90 @@ def test_the_slider_walks_between_two_latents(browser, pages, tmp_path, name):
     weights = np.linspace(0.0, 1.0, 10, dtype=np.float32)[:, None]
     walk = model.generate((1 - weights) * z_a + weights * z_b, labels=labels)
     assert np.abs(canvas(browser, "walk-strip").astype(int) - python_grid(tmp_path, walk, 10)).max() <= 1
+
+
+def assert_stale(driver, ids, stale=True):
+    """The canvases greyed out (class "stale", mostly transparent) while a field holds no seed, or not."""
+    for element_id in ids:
+        state = driver.execute_script(
+            "const element = document.getElementById(arguments[0]);"
+            "return [element.classList.contains('stale'), Number(getComputedStyle(element).opacity)]", element_id)
+        assert state == ([True, 0.2] if stale else [False, 1]), (element_id, state)
+    return True
+
+
+@slow
+def test_an_invalid_seed_greys_the_grid_and_names_the_field(browser, pages, tmp_path):
+    folder, model = pages["default"]
+    open_page(browser, folder)
+    field, error, timing = (browser.find_element("id", name) for name in ("seed", "error", "timing"))
+    for text in ("abc", "-1", "1e3", "1.0", "+5", "", str(2**64), "7" * 101):
+        browser.execute_script("const f = document.getElementById('seed'); f.value = arguments[0];"
+                               "f.dispatchEvent(new Event('input'))", text)
+        expected = "at most 100 characters; got 101" if len(text) > 100 else f"got '{text}'"
+        assert error.text.startswith("seed must be a whole number from 0 to 18446744073709551615"), text
+        assert expected in error.text and field.get_attribute("aria-invalid") == "true", (text, error.text)
+        assert_stale(browser, ["grid"]) and timing.text == ""
+        assert browser.execute_script("return window.ganpack.draw()") is None
+    field.clear()
+    field.send_keys("3")
+    assert error.text == "" and field.get_attribute("aria-invalid") is None
+    assert_stale(browser, ["grid"], stale=False) and re.fullmatch(r"64 digits in \d+\.\d ms", timing.text)
+    assert np.abs(canvas(browser, "grid").astype(int) - python_grid(tmp_path, model.sample(64, 3))).max() <= 1
+    # the walk: both fields invalid, both named
+    for field_id, text in (("seed-a", "abc"), ("seed-b", "-1")):
+        field = browser.find_element("id", field_id)
+        field.clear()
+        field.send_keys(text)
+    lines = browser.find_element("id", "walk-error").text.splitlines()
+    assert [line.split(" must be")[0] for line in lines] == ["seed A", "seed B"], lines
+    assert lines[0].endswith("got 'abc'") and lines[1].endswith("got '-1'")
+    assert_stale(browser, ["walk-digit", "walk-strip"])
+    browser.find_element("id", "seed-a").clear()
+    browser.find_element("id", "seed-a").send_keys("1")
+    assert browser.find_element("id", "walk-error").text.startswith("seed B must be")
+    browser.find_element("id", "seed-b").clear()
+    browser.find_element("id", "seed-b").send_keys("2")
+    assert browser.find_element("id", "walk-error").text == ""
+    assert_stale(browser, ["walk-digit", "walk-strip"], stale=False)
+
+
+@slow
+def test_leading_zeros_are_the_same_seed(browser, pages, tmp_path):
+    """As `ganpack sample --seed 0001` (Python's int()) reads them."""
+    folder, model = pages["default"]
+    open_page(browser, folder)
+    one = page_sample(browser, 1, 8)
+    assert np.array_equal(page_sample(browser, "00000000000000000000001", 8), one)
+    assert np.array_equal(page_sample(browser, "0" * 99 + "1", 8), one)  # 100 characters
+    assert np.array_equal(page_latents(browser, "0" * 30 + str(2**64 - 1), 2), page_latents(browser, 2**64 - 1, 2))
+    field = browser.find_element("id", "seed")
+    field.clear()
+    field.send_keys("000012")
+    assert browser.find_element("id", "error").text == ""
+    assert np.abs(canvas(browser, "grid").astype(int) - python_grid(tmp_path, model.sample(64, 12))).max() <= 1
+
+
+def api_error(driver, call, *arguments):
+    """The message of the Error a window.ganpack call throws (None if it returns)."""
+    return driver.execute_script(f"try {{ window.ganpack.{call}; return null; }} catch (error) {{ "
+                                 "return `${error.name}: ${error.message}`; }", *arguments)
+
+
+@slow
+def test_the_api_refuses_bad_arguments_by_name(browser, pages):
+    open_page(browser, pages["default"][0])
+    for call in ("sample", "latents"):
+        assert api_error(browser, f"{call}('1', 1.5)") == "Error: n must be a whole number from 0 up, got 1.5"
+        assert api_error(browser, f"{call}('1', -1)") == "Error: n must be a whole number from 0 up, got -1"
+        assert api_error(browser, f"{call}('1', '2')") == "Error: n must be a whole number from 0 up, got '2'"
+        assert api_error(browser, f"{call}('1', 0)") is None
+        assert api_error(browser, f"{call}('abc', 1)").startswith("Error: seed must be a whole number")
+    assert api_error(browser, "sample('1', 1, 3)") == ("Error: label: this model is unconditional "
+                                                       "(it has no classes), got 3")
+    assert api_error(browser, "sample('1', 1)") is None and api_error(browser, "sample('1', 1, null)") is None
+    open_page(browser, pages["conditional"][0])
+    expected = "Error: label must be a class index from 0 to 9 (this model is class-conditional), got "
+    for label, shown in (("undefined", "undefined"), ("10", "10"), ("-1", "-1"), ("1.5", "1.5")):
+        assert api_error(browser, f"sample('1', 1, {label})") == expected + shown
+    assert api_error(browser, "sample('1', 1, 9)") is None

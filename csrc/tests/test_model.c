@@ -8,7 +8,9 @@
  * byte flipped (the CRC-32 covers every byte, so each must fail), and one file per refusal of the
  * spec (magic, version, sizes, huge shapes, non-finite numbers, reserved bytes, names, widths,
  * activations), each patched to a valid CRC so that the named check is the one that refuses it.
- * Then paths, NULL arguments and label errors.
+ * Then paths (a FIFO with no writer, /dev/zero, a sparse 3 GiB file, a pipe, a file longer than
+ * its file_bytes: each answered without reading it all), the isa and n_threads arguments (checked
+ * before the file, `why` naming them), NULL arguments and label errors.
  *
  * GP_TEST_QUICK=1 (valgrind) flips every bit only of the first 160 bytes and every 7th byte after.
  * GP_TEST_WRITE_CORPUS=DIR writes the two valid files into DIR (the fuzz target's seeds) and exits.
@@ -21,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h> /* mkstemp, close, unlink */
+#include <fcntl.h>
+#include <sys/stat.h> /* mkfifo */
+#include <unistd.h>   /* mkstemp, mkdtemp, ftruncate, pipe, alarm, close, unlink */
 
 #include "model_writer.h"
 #include "test_check.h"
@@ -237,6 +241,113 @@ static void test_open_file(test_counts *counts) {
     tm_free(&m);
 }
 
+/* Files that must be answered without reading them to their end (or blocking). A hang is
+   killed by alarm(): the test program dies, and the make target fails. */
+static void test_special_files(test_counts *counts) {
+    tm_model m;
+    tm_example(&m, 0);
+    size_t size;
+    uint8_t *data = tm_write(&m, &size);
+    const char *tmp = getenv("TMPDIR");
+    char folder[512], path[600], why[300];
+    snprintf(folder, sizeof folder, "%s/gpkc_special_XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    check(counts, mkdtemp(folder) != NULL, "the test makes a folder");
+    gp_model *model = NULL;
+    gp_status s;
+    alarm(60);
+    /* a FIFO with no writer: open would block; read gives EOF at once, an empty file */
+    snprintf(path, sizeof path, "%s/fifo.gpkc", folder);
+    if (mkfifo(path, 0600) == 0) {
+        s = gp_model_open(path, GP_ISA_AUTO, 1, &model, why, sizeof why);
+        check(counts, s == GP_ERR_CORRUPT && model == NULL && strstr(why, "empty") != NULL,
+              "a FIFO with no writer: GP_ERR_CORRUPT (empty), at once");
+        unlink(path);
+    } else {
+        printf("  (mkfifo fails here: the FIFO case is skipped)\n");
+    }
+    /* /dev/zero: its magic is wrong, seen in the first bytes */
+    s = gp_model_open("/dev/zero", GP_ISA_AUTO, 1, &model, why, sizeof why);
+    check(counts, s == GP_ERR_FORMAT && model == NULL, "/dev/zero: GP_ERR_FORMAT, at once");
+    /* a sparse 3 GiB file with a valid header: refused by its size, unread */
+    snprintf(path, sizeof path, "%s/sparse.gpkc", folder);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0 && write(fd, data, 64) == 64 && ftruncate(fd, (off_t)3 << 30) == 0) {
+        close(fd);
+        s = gp_model_open(path, GP_ISA_AUTO, 1, &model, why, sizeof why);
+        check(counts, s == GP_ERR_CORRUPT && model == NULL && strstr(why, "3221225472") != NULL,
+              "a sparse 3 GiB file: GP_ERR_CORRUPT, why names its size");
+        printf("  a sparse 3 GiB file: %s\n", why);
+    } else {
+        if (fd >= 0) close(fd);
+        printf("  (a 3 GiB file cannot be made here: the case is skipped)\n");
+    }
+    unlink(path);
+    /* a file longer than its file_bytes: read up to file_bytes + 1, then refused */
+    snprintf(path, sizeof path, "%s/long.gpkc", folder);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int long_written = fd >= 0 && write(fd, data, size) == (ssize_t)size &&
+                             ftruncate(fd, (off_t)size + 100000) == 0;
+    if (fd >= 0) close(fd);
+    s = gp_model_open(path, GP_ISA_AUTO, 1, &model, why, sizeof why);
+    check(counts, long_written && s == GP_ERR_CORRUPT && model == NULL && strstr(why, "at least") != NULL,
+          "a file longer than file_bytes: GP_ERR_CORRUPT");
+    printf("  a file longer than file_bytes: %s\n", why);
+    unlink(path);
+    /* a pipe (as /dev/stdin would be): read in chunks to its end */
+    int ends[2];
+    if (pipe(ends) == 0) {
+        const int piped = write(ends[1], data, size) == (ssize_t)size; /* ~1 KB: within the pipe's buffer */
+        close(ends[1]);
+        snprintf(path, sizeof path, "/dev/fd/%d", ends[0]);
+        if (access(path, R_OK) == 0) {
+            s = gp_model_open(path, GP_ISA_AUTO, 1, &model, why, sizeof why);
+            check(counts, piped && s == GP_OK && gp_model_latent_dim(model) == m.net[0].widths[0],
+                  "a pipe: read to its end, GP_OK");
+            gp_model_free(model);
+            model = NULL;
+        } else {
+            printf("  (no /dev/fd here: the pipe case is skipped)\n");
+        }
+        close(ends[0]);
+    }
+    alarm(0);
+    rmdir(folder);
+    free(data);
+    tm_free(&m);
+}
+
+/* isa and n_threads are checked before the file, and `why` names them, not the model. */
+static void test_arguments(test_counts *counts) {
+    tm_model m;
+    tm_example(&m, 0);
+    size_t size;
+    uint8_t *data = tm_write(&m, &size);
+    gp_model *model = NULL;
+    char why[300];
+    gp_status s = gp_model_open_memory(data, size, GP_ISA_AUTO, 65, &model, why, sizeof why);
+    check(counts, s == GP_ERR_SHAPE && strcmp(why, "n_threads 65 is outside 0..64") == 0,
+          "65 threads: GP_ERR_SHAPE, why names n_threads");
+    s = gp_model_open_memory(data, size, 99, 1, &model, why, sizeof why);
+    check(counts, s == GP_ERR_UNSUPPORTED_ISA && strstr(why, "isa 99 (unknown)") == why,
+          "isa 99: GP_ERR_UNSUPPORTED_ISA, why names it");
+    s = gp_model_open("/no/such/file.gpkc", GP_ISA_AUTO, -1, &model, why, sizeof why);
+    check(counts, s == GP_ERR_SHAPE && strstr(why, "n_threads -1") == why, "open: n_threads before the file");
+    s = gp_model_open("/no/such/file.gpkc", 99, 1, &model, why, sizeof why);
+    check(counts, s == GP_ERR_UNSUPPORTED_ISA && model == NULL, "open: isa before the file");
+    if (gp_best_isa() != GP_ISA_AVX512) { /* then this CPU or this build lacks AVX-512 */
+        s = gp_model_open_memory(data, size, GP_ISA_AVX512, 1, &model, why, sizeof why);
+        check(counts, s == GP_ERR_UNSUPPORTED_ISA && model == NULL &&
+                      strcmp(why, "isa 2 (avx512): not supported by this CPU or build") == 0,
+              "avx512 where it is missing: GP_ERR_UNSUPPORTED_ISA, why names it");
+        printf("  avx512: %s\n", why);
+    }
+    s = gp_model_open_memory(data, size, GP_ISA_PORTABLE, 0, &model, why, sizeof why);
+    check(counts, s == GP_OK && gp_model_isa(model) == GP_ISA_PORTABLE, "portable, n_threads 0: GP_OK");
+    gp_model_free(model);
+    free(data);
+    tm_free(&m);
+}
+
 /* ---------------------------------------------------------------- hostile files */
 
 static void test_truncated_and_flipped(test_counts *counts, int conditional, int quick) {
@@ -432,6 +543,8 @@ int main(void) {
     test_valid(&counts, 0);
     test_valid(&counts, 1);
     test_open_file(&counts);
+    test_special_files(&counts);
+    test_arguments(&counts);
     test_truncated_and_flipped(&counts, 0, quick);
     test_truncated_and_flipped(&counts, 1, quick);
     test_refusals(&counts);

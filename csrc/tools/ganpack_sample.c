@@ -12,7 +12,10 @@
  * --info prints the model's facts; --time prints to stderr the time of the sample call alone,
  * best of TIME_REPEATS, as "ganpack-sample: time: X us per digit (...)". The grid is written when
  * -o is given, or when neither --info nor --time is (to digits.png). Errors: one line on stderr,
- * "ganpack-sample: error: ...", and exit status 2 (bad input: options, model file, output).
+ * "ganpack-sample: error: ...", and exit status 2 (bad input: options, model file, output;
+ * control characters in it, say a newline in a path, escaped as \n or \xHH). The grid is written to
+ * a temporary file beside the output (".NAME.partial.XXXXXX") and renamed over it once complete:
+ * a failed write leaves an existing output untouched and no partial file.
  * This file lives in tools/ because it has a main(): every .c file directly in csrc/ is the library.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h> /* fchmod, umask */
 #include <time.h>
+#include <unistd.h>   /* close, unlink */
 
 #define MAX_DIGITS 10000          /* as `ganpack sample`: a PNG grid of more is not for looking at */
 #define MAX_GRID_PIXELS (1u << 28) /* 256 MiB of pixels, scaled */
@@ -37,13 +42,22 @@ typedef struct {
     uint64_t seed;
 } options;
 
+/* One line on stderr, whatever the paths in it hold; returns the exit status, 2. */
 static int error(const char *format, ...) {
+    char message[8192];
     va_list args;
     va_start(args, format);
-    fputs("ganpack-sample: error: ", stderr);
-    vfprintf(stderr, format, args);
-    fputc('\n', stderr);
+    vsnprintf(message, sizeof message, format, args);
     va_end(args);
+    fputs("ganpack-sample: error: ", stderr);
+    for (const unsigned char *c = (const unsigned char *)message; *c != '\0'; c++) {
+        if (*c == '\n') fputs("\\n", stderr);
+        else if (*c == '\t') fputs("\\t", stderr);
+        else if (*c == '\r') fputs("\\r", stderr);
+        else if (*c < 0x20 || *c == 0x7f) fprintf(stderr, "\\x%02x", *c);
+        else fputc(*c, stderr);
+    }
+    fputc('\n', stderr);
     return 2;
 }
 
@@ -221,14 +235,39 @@ static int write_grid(const char *path, const grid *g) {
     const int png = length > 4 && strcmp(path + length - 4, ".png") == 0;
     const int pgm = length > 4 && strcmp(path + length - 4, ".pgm") == 0;
     if (!png && !pgm) return error("output '%s' must end in .png or .pgm", path);
-    FILE *file = fopen(path, "wb");
-    if (file == NULL) return error("cannot write '%s': %s", path, strerror(errno));
-    int ok = png ? put_png(file, g)
-                 : fprintf(file, "P5\n%zu %zu\n255\n", g->width, g->height) > 0 &&
-                       fwrite(g->pixels, 1, g->height * g->width, file) == g->height * g->width;
-    const int saved = errno;
-    ok = fclose(file) == 0 && ok;
-    if (!ok) return error("cannot write '%s': %s", path, strerror(errno ? errno : saved));
+    /* the temporary: DIR/.NAME.partial.XXXXXX, in the output's folder so that rename() is atomic */
+    const char *slash = strrchr(path, '/');
+    const size_t folder = slash != NULL ? (size_t)(slash - path) + 1 : 0;
+    char *temporary = malloc(length + 32);
+    if (temporary == NULL) return error("out of memory");
+    snprintf(temporary, length + 32, "%.*s.%s.partial.XXXXXX", (int)folder, path, path + folder);
+    const int fd = mkstemp(temporary);
+    if (fd < 0) {
+        const int saved = errno;
+        free(temporary);
+        return error("cannot write '%s': %s", path, strerror(saved));
+    }
+    const mode_t mask = umask(0); /* the final file as fopen would make it: 0666 & ~umask */
+    umask(mask);
+    FILE *file = fchmod(fd, 0666 & ~mask) == 0 ? fdopen(fd, "wb") : NULL;
+    int ok = file != NULL;
+    errno = 0;
+    if (ok) ok = png ? put_png(file, g)
+                     : fprintf(file, "P5\n%zu %zu\n255\n", g->width, g->height) > 0 &&
+                           fwrite(g->pixels, 1, g->height * g->width, file) == g->height * g->width;
+    int saved = errno;
+    if (file != NULL) {
+        ok = fflush(file) == 0 && !ferror(file) && ok;
+        if (!ok && saved == 0) saved = errno;
+        ok = fclose(file) == 0 && ok;
+    } else {
+        close(fd);
+    }
+    if (!ok && saved == 0) saved = errno;
+    if (ok && rename(temporary, path) != 0) ok = 0, saved = errno;
+    if (!ok) unlink(temporary);
+    free(temporary);
+    if (!ok) return error("cannot write '%s': %s", path, saved ? strerror(saved) : "write failed");
     return 0;
 }
 
@@ -252,17 +291,18 @@ static double seconds_now(void) {
 
 static int run(const options *o, gp_model *model, grid *g, int32_t *labels) {
     const int classes = gp_model_classes(model);
+    /* a --digit given is checked whatever else is asked (--info too) */
+    if (classes == 0 && o->digit >= 0)
+        return error("--digit %d: the model '%s' is unconditional (it has no classes)", o->digit, o->model);
+    if (o->digit >= classes && classes > 0)
+        return error("--digit %d is out of range: the model has %d classes, 0..%d", o->digit, classes,
+                     classes - 1);
     if (o->info) print_info(o, model);
     const int write = o->output_given || (!o->info && !o->time);
     if (!write && !o->time) return 0; /* --info alone needs no --digit */
     if (classes > 0 && o->digit < 0)
         return error("the model '%s' is class-conditional (%d classes): give --digit 0..%d", o->model,
                      classes, classes - 1);
-    if (classes == 0 && o->digit >= 0)
-        return error("--digit %d: the model '%s' is unconditional (it has no classes)", o->digit, o->model);
-    if (o->digit >= classes && classes > 0)
-        return error("--digit %d is out of range: the model has %d classes, 0..%d", o->digit, classes,
-                     classes - 1);
     const size_t pixels = (size_t)gp_model_image_height(model) * (size_t)gp_model_image_width(model);
     uint8_t *images = malloc((size_t)o->n * pixels); /* (n, height * width) */
     if (images == NULL) return error("out of memory for %d images", o->n);
@@ -294,14 +334,24 @@ static int run(const options *o, gp_model *model, grid *g, int32_t *labels) {
     return status;
 }
 
-int main(int argc, char **argv) {
+/* The exit status once stdout is flushed: output lost (say to /dev/full) is an error too. */
+static int flushed(int status) {
+    if ((fflush(stdout) != 0 || ferror(stdout)) && status == 0)
+        return error("cannot write to standard output: %s", errno ? strerror(errno) : "write failed");
+    return status;
+}
+
+static int run_program(int argc, char **argv) {
     options o;
     int done = 0;
     int status = parse_options(argc, argv, &o, &done);
     if (status != 0 || done) return status;
-    char why[256] = "";
+    char why[4352] = ""; /* room for a path of PATH_MAX (4096) */
     gp_model *model = NULL;
     const gp_status s = gp_model_open(o.model, o.isa, o.threads, &model, why, sizeof why);
+    if (s == GP_ERR_UNSUPPORTED_ISA && o.isa != GP_ISA_AUTO) /* the option, not the model */
+        return error("--isa %s: this CPU or this build lacks it (the best here is %s)", gp_isa_name(o.isa),
+                     gp_isa_name(gp_best_isa()));
     if (s != GP_OK) return error("cannot use the model '%s': %s", o.model, why[0] ? why : gp_status_message((int)s));
     grid g = {0, 0, 0, 0, 0, 0, 0, NULL};
     int32_t *labels = malloc(sizeof(int32_t) * (size_t)o.n);
@@ -310,4 +360,9 @@ int main(int argc, char **argv) {
     free(g.pixels);
     gp_model_free(model);
     return status;
+}
+
+int main(int argc, char **argv) {
+    errno = 0;
+    return flushed(run_program(argc, argv));
 }

@@ -10,6 +10,7 @@ partial file; only a process killed outright (SIGKILL, power loss) can leave one
 
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,11 +22,20 @@ PARTIAL_SUFFIX = ".partial"
 
 
 def writable_file(out: str | os.PathLike[str], example: str) -> Path:
-    """`out` checked as a file to write, before any work is done: not a folder, in a folder that
+    """`out` checked as a file to write, before any work is done: a name, not a folder, nor a device,
+    FIFO, socket or symbolic link (the rename would replace it, /dev/null included), in a folder that
     exists and is writable; else InputError naming it (`example`: a file name to suggest in a folder)."""
+    if not os.fspath(out):
+        raise InputError(f"output is an empty name; name a file, such as '{example}'")
     path = Path(out)
+    if path.is_symlink():  # checked before is_dir, which follows it
+        raise InputError(f"output '{out}' is a symbolic link; name a regular file (ganpack replaces the file "
+                         "it writes, and would replace the link)")
     if path.is_dir():
         raise InputError(f"output '{out}' is a folder; name a file in it, such as '{path / example}'")
+    if path.exists() and not stat.S_ISREG(path.lstat().st_mode):
+        raise InputError(f"output '{out}' exists and is not a regular file (a device, FIFO or socket); "
+                         "name a new file or a regular one")
     folder = path.parent
     if not folder.is_dir():
         state = "is not a folder" if folder.exists() else "does not exist"

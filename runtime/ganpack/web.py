@@ -20,6 +20,7 @@ package (onnx) only when a page is written.
 import argparse
 import base64
 import json
+import os
 import shutil
 import sys
 from importlib import resources
@@ -53,10 +54,12 @@ def web_command(args: argparse.Namespace) -> int:
 def write_page(package: PathLike, out_dir: PathLike) -> Path:
     """Write the page for `package` (a folder, a .zip, or the name of a package inside ganpack,
     as ganpack.load takes it) into the new folder `out_dir`; returns its path. An existing folder
-    must be empty (never a user's files overwritten): the page is written beside it under a
-    partial name, then renamed into place."""
+    must be empty (never a user's files overwritten). The page is written under a partial name
+    (beside a new folder, inside an existing one), then renamed into place: a new folder whole, an
+    empty folder's files one by one, all of them removed again if any move fails or is interrupted,
+    so that the folder is left empty as it was."""
+    _check_out_dir(out_dir)  # before the model is loaded
     out = Path(out_dir)
-    _check_out_dir(out)
     from ganpack.model import load
 
     model = load(package, backend="numpy")  # the manifest and files checked; no native stack needed
@@ -72,9 +75,16 @@ def write_page(package: PathLike, out_dir: PathLike) -> Path:
             for name in ASSETS:
                 (partial / name).write_bytes((assets / name).read_bytes())
             (partial / MODEL_SCRIPT).write_text(script, encoding="utf-8")
-            if existing:
-                for path in sorted(partial.iterdir()):
-                    path.rename(out / path.name)
+            if existing:  # moved in one by one: on any exception the moved ones go, the folder is empty again
+                moved: list[Path] = []
+                try:
+                    for path in sorted(partial.iterdir()):
+                        path.rename(out / path.name)
+                        moved.append(out / path.name)
+                except BaseException:
+                    for path in moved:
+                        path.unlink(missing_ok=True)
+                    raise
                 partial.rmdir()
             else:
                 partial.rename(out)  # refused if a non-empty folder appeared there meanwhile
@@ -86,12 +96,23 @@ def write_page(package: PathLike, out_dir: PathLike) -> Path:
     return out
 
 
-def _check_out_dir(out: Path) -> None:
+def _check_out_dir(out_dir: PathLike) -> None:
+    """`out_dir` checked before the model is loaded: a new folder, or an empty one, whose nearest
+    existing ancestor is a writable folder; else InputError naming what is in the way."""
+    if not os.fspath(out_dir):
+        raise InputError("the output folder is an empty name; name a new folder, such as 'page'")
+    out = Path(out_dir)
     if out.is_dir():
         if any(out.iterdir()):
             raise InputError(f"'{out}' exists and is not empty; ganpack web writes a new folder (or an empty one)")
-    elif out.exists() or out.is_symlink():
+        return
+    if out.exists() or out.is_symlink():
         raise InputError(f"'{out}' exists and is not a folder")
+    ancestor = next((parent for parent in out.parents if parent.exists() or parent.is_symlink()), Path("."))
+    if not ancestor.is_dir():  # a file (or a broken link) where a folder of out_dir's path must be
+        raise InputError(f"'{ancestor}' is not a folder, so '{out}' cannot be made in it")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"'{ancestor}' is not writable, so '{out}' cannot be made in it")
 
 
 def model_script(model: "Model") -> str:

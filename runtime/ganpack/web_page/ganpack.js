@@ -110,17 +110,31 @@
   // ---------------------------------------------------------------------------------------------
   // the stream: value j of a row is word j // blocks of block j % blocks
 
-  function parseSeed(text) { // a decimal string (or BigInt) 0 .. 2^64 - 1 -> {lo, hi}; Error otherwise
+  const MAX_SEED_TEXT = 100; // characters: leading zeros are fine (Python's int() takes them), a novel is not
+
+  // a seed as `ganpack sample --seed` takes it: decimal digits (leading zeros too, spaces around
+  // them ignored) worth 0 .. 2^64 - 1, or a BigInt -> {lo, hi}; else an Error naming `name`
+  function parseSeed(text, name = "seed") {
     const clean = String(text).trim();
-    if (!/^[0-9]{1,20}$/.test(clean) || BigInt(clean) > MAX_SEED) {
-      throw new Error(`seed must be a whole number from 0 to ${MAX_SEED}, got '${clean.slice(0, 30)}'`);
+    if (clean.length > MAX_SEED_TEXT) {
+      throw new Error(`${name} must be a whole number from 0 to ${MAX_SEED}, at most ${MAX_SEED_TEXT} ` +
+        `characters; got ${clean.length} characters`);
+    }
+    if (!/^[0-9]+$/.test(clean) || BigInt(clean) > MAX_SEED) {
+      const shown = clean.length > 30 ? `${clean.slice(0, 30)}...` : clean;
+      throw new Error(`${name} must be a whole number from 0 to ${MAX_SEED}, got '${shown}'`);
     }
     const seed = BigInt(clean);
     return { lo: Number(seed & 0xffffffffn), hi: Number(seed >> 32n) };
   }
 
-  function latents(stream, seedText, rows) { // -> Float32Array (rows, dim), rows 0 .. rows - 1
-    const seed = parseSeed(seedText);
+  function checkCount(n) { // how many rows: a whole number >= 0, before any array is made
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`n must be a whole number from 0 up, got ${typeof n === "string" ? `'${n}'` : String(n)}`);
+  }
+
+  function latents(stream, seedText, rows, name = "seed") { // -> Float32Array (rows, dim), rows 0 .. rows - 1
+    const seed = parseSeed(seedText, name);
+    checkCount(rows);
     const dim = stream.dim, blocks = Math.ceil(dim / 4), normal = stream.distribution === "normal";
     const scale = f32(stream.scale), offset = f32(stream.offset);
     const out = new Float32Array(rows * dim);
@@ -191,16 +205,25 @@
     this.buffers = [new Float32Array(GROUP * widest), new Float32Array(GROUP * widest)];
   }
 
-  Generator.prototype.latents = function (seedText, n) {
-    return latents(this.stream, seedText, n);
+  Generator.prototype.latents = function (seedText, n, name = "seed") {
+    return latents(this.stream, seedText, n, name);
   };
 
   // z (n, dim) float32 -> pixels (n, 784) uint8: clip(rint((y + 1) * 127.5), 0, 255) in float32
-  Generator.prototype.generate = function (z, n, label) {
-    const classes = this.classes ? this.classes.length : 0;
+  // a class index for a conditional model, none (undefined or null) for an unconditional one
+  Generator.prototype.checkLabel = function (label) {
+    const classes = this.classes ? this.classes.length : 0, none = label === undefined || label === null;
+    if (!classes && !none) throw new Error(`label: this model is unconditional (it has no classes), got ${String(label)}`);
     if (classes && !(Number.isInteger(label) && label >= 0 && label < classes)) {
-      throw new Error(`label must be a class index from 0 to ${classes - 1}, got ${label}`);
+      throw new Error(`label must be a class index from 0 to ${classes - 1} (this model is class-conditional), ` +
+        `got ${String(label)}`);
     }
+  };
+
+  Generator.prototype.generate = function (z, n, label) {
+    checkCount(n);
+    this.checkLabel(label);
+    const classes = this.classes ? this.classes.length : 0;
     const dim = this.stream.dim;
     if (z.length !== n * dim) throw new Error(`z must hold n x ${dim} = ${n * dim} values, got ${z.length}`);
     const pixels = new Uint8Array(n * IMAGE_DIM), input = new Float32Array(GROUP * dim);
@@ -246,16 +269,18 @@
   }
 
   Generator.prototype.sample = function (seedText, n, label) {
+    checkCount(n);
+    this.checkLabel(label); // before the latents are drawn
     return this.generate(this.latents(seedText, n), n, label);
   };
 
   // the latents of `ganpack interpolate`: z(t) = (1 - t) z_A + t z_B in float32, z_A row 0 of seed A's stream
   Generator.prototype.between = function (seedA, seedB, t) {
-    const a = this.latents(seedA, 1), b = this.latents(seedB, 1), z = new Float32Array(a.length);
+    const a = this.latents(seedA, 1, "seed A"), b = this.latents(seedB, 1, "seed B"), z = new Float32Array(a.length);
     const weight = f32(t), rest = f32(1 - weight);
     for (let j = 0; j < z.length; j++) z[j] = f32(rest * a[j]) + f32(weight * b[j]);
     return z;
   };
 
-  root.GanpackEngine = { Generator, latents, parseSeed, roundHalfEven, IMAGE_SIDE, IMAGE_DIM, MAX_SEED };
+  root.GanpackEngine = { Generator, latents, parseSeed, checkCount, roundHalfEven, IMAGE_SIDE, IMAGE_DIM, MAX_SEED };
 })(window);

@@ -45,24 +45,36 @@
     return k === count - 1 ? 1 : Math.fround(k * (1 / (count - 1)));
   }
 
-  function checkedSeed(input, error) { // the field's text if it is a seed, else null and a message
+  // the field's text if it is a seed, else null and its message (naming the field) added to `messages`
+  function checkedSeed(input, name, messages) {
     try {
-      window.GanpackEngine.parseSeed(input.value);
+      window.GanpackEngine.parseSeed(input.value, name);
       input.removeAttribute("aria-invalid");
       return input.value.trim();
     } catch (problem) {
       input.setAttribute("aria-invalid", "true");
-      error.textContent = problem.message;
+      messages.push(problem.message);
       return null;
     }
   }
 
+  // while a field holds no seed, what was drawn for the last valid one is greyed out (class "stale"):
+  // it must not pass for the digits of what the field shows
+  function markStale(ids, stale) {
+    for (const id of ids) $(id).classList.toggle("stale", stale);
+  }
+
   // ---------------------------------------------------------------------------------------------
 
-  function drawSample() { // -> milliseconds taken: the latents, the generator and the canvas
-    $("error").textContent = "";
-    const seed = checkedSeed($("seed"), $("error"));
-    if (seed === null) return null;
+  function drawSample() { // -> milliseconds taken: the latents, the generator and the canvas; null if no seed
+    const messages = [];
+    const seed = checkedSeed($("seed"), "seed", messages);
+    $("error").textContent = messages.join("\n");
+    markStale(["grid"], seed === null);
+    if (seed === null) {
+      $("timing").textContent = ""; // the last draw's time is not this field's
+      return null;
+    }
     const start = performance.now();
     const pixels = generator.sample(seed, GRID_COUNT, label());
     drawGrid($("grid"), pixels, GRID_COUNT, Math.ceil(Math.sqrt(GRID_COUNT)), SCALE);
@@ -72,10 +84,12 @@
   }
 
   function drawWalk() {
-    $("walk-error").textContent = "";
-    const seedA = checkedSeed($("seed-a"), $("walk-error")), seedB = checkedSeed($("seed-b"), $("walk-error"));
+    const messages = []; // one per invalid field, each naming it
+    const seedA = checkedSeed($("seed-a"), "seed A", messages), seedB = checkedSeed($("seed-b"), "seed B", messages);
+    $("walk-error").textContent = messages.join("\n");
     const t = linspaceAt(Number($("t").value), SLIDER_STEPS);
     $("t-value").textContent = t.toFixed(2);
+    markStale(["walk-digit", "walk-strip"], messages.length > 0);
     if (seedA === null || seedB === null) return;
     drawGrid($("walk-digit"), generator.generate(generator.between(seedA, seedB, t), 1, label()), 1, 1, 4);
     const strip = new Uint8Array(STRIP_STEPS * IMAGE_DIM);
@@ -112,6 +126,8 @@
 
   window.ganpack = {
     model: { name: model.name, latentDim: model.latent.dim, classes: generator.classes },
+    // seed: decimal text (or a BigInt) 0 .. 2^64 - 1; n: a whole number >= 0; classIndex: 0 .. classes - 1
+    // for a conditional model, none for an unconditional one. Anything else: an Error naming it
     latents: (seed, n) => generator.latents(seed, n), // Float32Array (n, dim)
     sample: (seed, n, classIndex) => generator.sample(seed, n, classIndex), // Uint8Array (n, 784)
     generate: (z, n, classIndex) => generator.generate(z, n, classIndex),
