@@ -6,6 +6,7 @@
 #include "dense_stack_layer.h"
 #include "dense_stack_pool.h"
 #include "gp_isa.h"
+#include "gp_limits.h"
 #include "latents.h"
 
 #include <float.h>
@@ -14,10 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define GP_MAX_LAYERS 64
-#define GP_MAX_WIDTH (1 << 20)
-#define GP_MAX_THREADS 64
-#define GP_MAX_CLASSES 65536 /* rows of a class-bias table */
 #define GP_AUTO_MAX_THREADS 8 /* n_threads = 0: one per online CPU, at most this many */
 /* The range GP_F32_IMAGE inputs must lie in: [-1, 1] and a float rounding's worth around it. */
 #define GP_IMAGE_MIN (-1.000001f)

@@ -24,19 +24,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gp_crc32.h"
 #include "gp_isa.h" /* gp_isa_supported */
+#include "gp_limits.h"
 
 #define GPKC_HEADER_BYTES 64u
 #define GPKC_VERSION 1u
 #define GPKC_STREAM_PHILOX 1u
 #define GPKC_MAX_FILE ((uint64_t)1 << 31) /* 2 GiB */
-#define GPKC_MAX_LAYERS 64u
-#define GPKC_MAX_WIDTH (1u << 20)         /* gp_stack_create's limit */
 #define GPKC_MAX_SIDE 4096u
-#define GPKC_MAX_CLASSES 65536u
 #define GPKC_MAX_NAME 255u
 #define GPKC_MAX_NAMES_BYTES (1u << 20)   /* 1 MiB */
-#define GPKC_MAX_THREADS 64               /* gp_stack_create_threads' limit */
 #define GPKC_FIRST_CHUNK (1u << 16)       /* bytes read at once from a file of unknown size */
 
 struct gp_model {
@@ -112,19 +110,6 @@ static gp_status read_floats(reader *r, size_t n, float *out, const char *net, c
     return GP_OK;
 }
 
-/* zlib's crc32 (IEEE, reflected 0xEDB88320), the table built per call: no global state. */
-static uint32_t crc32_ieee(const uint8_t *data, size_t size) {
-    uint32_t table[256];
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = c & 1u ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        table[i] = c;
-    }
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < size; i++) crc = table[(crc ^ data[i]) & 0xFFu] ^ (crc >> 8);
-    return crc ^ 0xFFFFFFFFu;
-}
-
 /* ---------------------------------------------------------------- the header */
 
 typedef struct {
@@ -180,9 +165,9 @@ static gp_status read_header(reader *r, gp_model *m, header *h) {
     if (h->height < 1 || h->height > GPKC_MAX_SIDE || h->width < 1 || h->width > GPKC_MAX_SIDE)
         return fail(r, GP_ERR_CORRUPT, "image_height x image_width (offsets 32, 36) is %ux%u, "
                     "sides must lie in 1..4096", h->height, h->width);
-    if ((uint64_t)h->height * h->width > GPKC_MAX_WIDTH)
+    if ((uint64_t)h->height * h->width > GP_MAX_WIDTH)
         return fail(r, GP_ERR_CORRUPT, "image %ux%u has more than 2^20 pixels", h->height, h->width);
-    if (h->classes > GPKC_MAX_CLASSES)
+    if (h->classes > GP_MAX_CLASSES)
         return fail(r, GP_ERR_CORRUPT, "classes (offset 40) is %u, more than 65536", h->classes);
     if (h->names_bytes % 4 != 0 || h->names_bytes > GPKC_MAX_NAMES_BYTES ||
         (h->classes == 0) != (h->names_bytes == 0) || h->names_bytes < 2ull * h->classes)
@@ -190,14 +175,14 @@ static gp_status read_header(reader *r, gp_model *m, header *h) {
                     "multiple of 4, at most 1 MiB, 0 without classes, and at least 2 per class",
                     h->names_bytes, h->classes);
     for (int net = 0; net < 2; net++)
-        if (h->layers[net] < 1 || h->layers[net] > GPKC_MAX_LAYERS)
+        if (h->layers[net] < 1 || h->layers[net] > GP_MAX_LAYERS)
             return fail(r, GP_ERR_CORRUPT, "%s_layers (offset %d) is %u, not in 1..64",
                         net ? "discriminator" : "generator", 48 + 4 * net, h->layers[net]);
     for (size_t i = 56; i < GPKC_HEADER_BYTES; i++)
         if (p[i] != 0) return fail(r, GP_ERR_CORRUPT, "reserved byte at offset %zu is not zero", i);
     if (r->size < GPKC_HEADER_BYTES + 4)
         return fail(r, GP_ERR_CORRUPT, "truncated: %zu bytes, a header and a CRC-32 are 68", r->size);
-    const uint32_t stored = le32(r->data + r->size - 4), computed = crc32_ieee(r->data, r->size - 4);
+    const uint32_t stored = le32(r->data + r->size - 4), computed = gp_crc32(0, r->data, r->size - 4);
     if (stored != computed)
         return fail(r, GP_ERR_CORRUPT, "CRC-32 mismatch: the file says %08x, its bytes give %08x",
                     stored, computed);
@@ -265,16 +250,16 @@ static gp_status read_names(reader *r, gp_model *m, const header *h) {
 static gp_status read_network(reader *r, int net, uint32_t n_layers, uint32_t first, uint32_t last,
                               const header *h, int isa, int n_threads, gp_stack **out) {
     const char *name = net ? "discriminator" : "generator";
-    int widths[GPKC_MAX_LAYERS + 1];
-    uint32_t activation[GPKC_MAX_LAYERS] = {0};
-    float alpha[GPKC_MAX_LAYERS] = {0};
+    int widths[GP_MAX_LAYERS + 1];
+    uint32_t activation[GP_MAX_LAYERS] = {0};
+    float alpha[GP_MAX_LAYERS] = {0};
     uint64_t floats = 0, largest = 0; /* the network's weights + biases + table; one layer's */
     for (uint32_t l = 0; l <= n_layers; l++) {
         uint32_t width = 0;
         const size_t at = r->at;
         gp_status s = read_u32(r, "a width", &width);
         if (s != GP_OK) return s;
-        if (width < 1 || width > GPKC_MAX_WIDTH)
+        if (width < 1 || width > GP_MAX_WIDTH)
             return fail(r, GP_ERR_CORRUPT, "%s widths[%u] (offset %zu) is %u, not in 1..2^20", name, l,
                         at, width);
         if ((l == 0 && first != 0 && width != first) || (l == n_layers && width != last))
@@ -336,8 +321,8 @@ static gp_status read_network(reader *r, int net, uint32_t n_layers, uint32_t fi
 /* The caller's isa and n_threads, checked as gp_stack_create_threads would (same codes) but
    before any file is read, and with a `why` that names them rather than the model. */
 static gp_status check_arguments(reader *r, int isa, int n_threads) {
-    if (n_threads < 0 || n_threads > GPKC_MAX_THREADS)
-        return fail(r, GP_ERR_SHAPE, "n_threads %d is outside 0..%d", n_threads, GPKC_MAX_THREADS);
+    if (n_threads < 0 || n_threads > GP_MAX_THREADS)
+        return fail(r, GP_ERR_SHAPE, "n_threads %d is outside 0..%d", n_threads, GP_MAX_THREADS);
     if (isa != GP_ISA_AUTO && !gp_isa_supported(isa))
         return fail(r, GP_ERR_UNSUPPORTED_ISA, "isa %d (%s): not supported by this CPU or build", isa,
                     gp_isa_name(isa));

@@ -211,14 +211,19 @@ static void test_valid(test_counts *counts, int conditional) {
     tm_free(&m);
 }
 
+/* Where the tests make their files: $TMPDIR, else /tmp. */
+static const char *temp_dir(void) {
+    const char *tmp = getenv("TMPDIR");
+    return tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp";
+}
+
 static void test_open_file(test_counts *counts) {
     tm_model m;
     tm_example(&m, 1);
     size_t size;
     uint8_t *data = tm_write(&m, &size);
-    const char *tmp = getenv("TMPDIR");
     char path[512], why[200];
-    snprintf(path, sizeof path, "%s/gpkc_test_XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    snprintf(path, sizeof path, "%s/gpkc_test_XXXXXX", temp_dir());
     const int fd = mkstemp(path);
     FILE *file = fd >= 0 ? fdopen(fd, "wb") : NULL;
     const int written = file != NULL && fwrite(data, 1, size, file) == size;
@@ -232,7 +237,7 @@ static void test_open_file(test_counts *counts) {
     s = gp_model_open(path, GP_ISA_AUTO, 1, &model, why, sizeof why);
     check(counts, s == GP_ERR_FILE && model == NULL && strstr(why, path) != NULL,
           "a missing file: GP_ERR_FILE, why names it");
-    s = gp_model_open(tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", GP_ISA_AUTO, 1, &model, why, sizeof why);
+    s = gp_model_open(temp_dir(), GP_ISA_AUTO, 1, &model, why, sizeof why);
     check(counts, s == GP_ERR_FILE && model == NULL, "a directory: GP_ERR_FILE");
     printf("  a directory: %s\n", why);
     s = gp_model_open("/dev/null", GP_ISA_AUTO, 1, &model, why, sizeof why);
@@ -248,9 +253,8 @@ static void test_special_files(test_counts *counts) {
     tm_example(&m, 0);
     size_t size;
     uint8_t *data = tm_write(&m, &size);
-    const char *tmp = getenv("TMPDIR");
     char folder[512], path[600], why[300];
-    snprintf(folder, sizeof folder, "%s/gpkc_special_XXXXXX", tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+    snprintf(folder, sizeof folder, "%s/gpkc_special_XXXXXX", temp_dir());
     check(counts, mkdtemp(folder) != NULL, "the test makes a folder");
     gp_model *model = NULL;
     gp_status s;

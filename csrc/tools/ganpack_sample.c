@@ -20,6 +20,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ganpack.h"
+#include "gp_crc32.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -171,21 +172,12 @@ static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
 }
 
-static uint32_t crc32_update(uint32_t crc, const uint8_t *data, size_t size) { /* zlib's crc32 */
-    crc ^= 0xFFFFFFFFu;
-    for (size_t i = 0; i < size; i++) {
-        crc ^= data[i];
-        for (int k = 0; k < 8; k++) crc = crc & 1u ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
-    }
-    return crc ^ 0xFFFFFFFFu;
-}
-
 /* One PNG chunk: length, type, data, CRC-32 of type and data. */
 static int put_chunk(FILE *file, const char type[4], const uint8_t *data, size_t size) {
     uint8_t head[8], tail[4];
     put_be32(head, (uint32_t)size);
     memcpy(head + 4, type, 4);
-    put_be32(tail, crc32_update(crc32_update(0, head + 4, 4), data, size));
+    put_be32(tail, gp_crc32(gp_crc32(0, head + 4, 4), data, size));
     return fwrite(head, 1, 8, file) == 8 && (size == 0 || fwrite(data, 1, size, file) == size) &&
            fwrite(tail, 1, 4, file) == 4;
 }

@@ -58,6 +58,14 @@ class DenseStack:
         """The width of the input `input_name` itself (widths[0] less the one-hot columns)."""
         return self.widths[0] - self.classes
 
+    def class_bias(self) -> npt.NDArray[np.float32]:
+        """A conditional stack's labels as the C kernel, the ganpack-c file and the web page take them:
+        W [x; onehot(c)] + b = W_x x + (W_y[:, c] + b), so row c of this (classes, widths[1]) float32
+        table, W_y^T + b, is the bias layer 0 uses for label c (its weight keeps W_x, the first
+        input_width columns). One expression, so that every consumer holds the same bits."""
+        first = self.layers[0]
+        return np.ascontiguousarray(first.weight[:, self.input_width:].T + first.bias, dtype=np.float32)
+
 
 def _attributes(node: "onnx.NodeProto") -> dict[str, Any]:
     import onnx

@@ -125,9 +125,8 @@ def _network(stack: DenseStack, name: str) -> bytes:
     for index, layer in enumerate(stack.layers):
         weight = layer.weight[:, :stack.input_width] if index == 0 else layer.weight  # (out, in): W_x for layer 0
         parts += [np.ascontiguousarray(weight, "<f4").tobytes(), np.ascontiguousarray(layer.bias, "<f4").tobytes()]
-    if stack.classes:  # W [x; onehot(y)] + b = W_x x + (W_y[:, y] + b): NativeStack's expression, the same bits
-        first = stack.layers[0]
-        table = np.ascontiguousarray(first.weight[:, stack.input_width:].T + first.bias, dtype=np.float32)
+    if stack.classes:  # the table NativeStack gives the kernel (DenseStack.class_bias): the same bits
+        table = stack.class_bias()
         if not np.isfinite(table).all():
             raise PackageError(f"{name}: the class-bias table W_y^T + b_0 overflows float32")
         parts.append(table.astype("<f4").tobytes())  # (classes, widths[1])

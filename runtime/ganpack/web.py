@@ -134,7 +134,7 @@ def model_script(model: "Model") -> str:
                                f"which the web page does not draw")
         weight, bias = layer.weight, layer.bias  # (out, in), (out,)
         if index == 0 and stack.classes:  # W [x; onehot(y)] + b = W_x x + (W_y[:, y] + b)
-            weight, bias = weight[:, :stack.input_width], weight[:, stack.input_width:].T + bias  # (classes, out)
+            weight, bias = weight[:, :stack.input_width], stack.class_bias()  # (out, in), (classes, out)
         layers.append({"inputs": weight.shape[1], "outputs": weight.shape[0], "activation": layer.activation,
                        "alpha": layer.alpha})
         arrays += [weight, bias]

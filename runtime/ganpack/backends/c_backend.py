@@ -76,8 +76,7 @@ class NativeStack:
         self._stack = ffi.gc(handle[0], lib.gp_stack_free)
         self.in_width, self.out_width, self.classes = stack.input_width, stack.widths[-1], stack.classes
         if stack.classes:  # W [x; onehot(y)] + b = W_x x + (W_y[:, y] + b): a bias row per class
-            first = stack.layers[0]
-            table = np.ascontiguousarray(first.weight[:, stack.input_width:].T + first.bias, dtype=np.float32)
+            table = stack.class_bias()
             _check(lib.gp_stack_set_class_bias(self._stack, stack.classes, ffi.from_buffer("float[]", table)),
                    f"load the class-bias table ({stack.classes} classes)")
         for index, layer in enumerate(stack.layers):
